@@ -19,3 +19,33 @@ impl Clock for SystemClock {
         Timestamp::from_micros(micros)
     }
 }
+
+/// A clock that moves only when told to; for tests and deterministic replays.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    micros: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock {
+            micros: std::sync::atomic::AtomicI64::new(start.as_micros()),
+        }
+    }
+
+    pub fn set(&self, now: Timestamp) {
+        self.micros
+            .store(now.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance_micros(&self, micros: i64) {
+        self.micros
+            .fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

@@ -20,7 +20,7 @@ pub mod source;
 pub mod time;
 
 pub use chain::{ChainHead, EventHash};
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use consent::{decide, latest_choice_at, Decision, ExplicitChoice, Reason};
 pub use event::{Actor, ChoiceRecord, Event, EventBody, LedgerPosition, PolicyRecord, SealedEvent};
 pub use jurisdiction::Jurisdiction;

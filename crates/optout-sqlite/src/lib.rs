@@ -1,1 +1,307 @@
-//! placeholder
+//! The embedded ledger: one SQLite database file in WAL mode with `synchronous=FULL`, so a
+//! committed transaction survives a crash of the process or the machine. One writer
+//! connection lives on the group-commit thread; reads use their own connection.
+//!
+//! Events are stored as typed columns (compact, queryable by member); the canonical
+//! encoding and hash are recomputed from them when verifying, so a change to any stored
+//! column breaks the chain at that position.
+
+mod rows;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use optout_core::{ChainHead, Clock, LedgerPosition, MemberId, PolicyRecord, Purpose, SealedEvent};
+use optout_store::{
+    Appended, ChoiceAt, CommitLog, GroupCommitWriter, Ledger, NewEvent, StoreError, WriterLimits,
+    WriterMetrics, WriterState,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::rows::{decode_row, insert_event, EVENT_COLUMNS};
+
+/// The SQLite-backed ledger.
+pub struct SqliteLedger {
+    path: PathBuf,
+    writer: GroupCommitWriter,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteLedger {
+    /// Opens (creating if needed) the ledger database at `path`.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_with_limits(path, clock, WriterLimits::default())
+    }
+
+    pub fn open_with_limits(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        limits: WriterLimits,
+    ) -> Result<Self, StoreError> {
+        let write_connection = schema::open_connection(path)?;
+        schema::migrate(&write_connection)?;
+        let reader = schema::open_connection(path)?;
+        let writer = GroupCommitWriter::start(
+            SqliteCommitLog {
+                connection: write_connection,
+            },
+            clock,
+            limits,
+        )?;
+        Ok(SqliteLedger {
+            path: path.to_path_buf(),
+            writer,
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer_metrics(&self) -> &WriterMetrics {
+        self.writer.metrics()
+    }
+
+    /// Waits for queued writes and stops the writer.
+    pub fn close(&self) {
+        self.writer.shutdown();
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Backend("reader connection lock poisoned".into()))?;
+        work(&connection)
+    }
+}
+
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl Ledger for SqliteLedger {
+    fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
+        self.writer.append(events)
+    }
+
+    fn head(&self) -> Result<Option<ChainHead>, StoreError> {
+        self.read(read_head)
+    }
+
+    fn read_range(
+        &self,
+        from: LedgerPosition,
+        limit: usize,
+    ) -> Result<Vec<SealedEvent>, StoreError> {
+        self.read(|connection| {
+            let prev_position = from.get().saturating_sub(1);
+            let mut prev_hash = if prev_position == 0 {
+                optout_core::EventHash::GENESIS
+            } else {
+                connection
+                    .query_row(
+                        "SELECT hash FROM events WHERE position = ?1",
+                        [rows::position_to_sql(LedgerPosition(prev_position))?],
+                        |row| row.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()
+                    .map_err(backend)?
+                    .map(|bytes| rows::hash_from_bytes(LedgerPosition(prev_position), &bytes))
+                    .transpose()?
+                    .unwrap_or(optout_core::EventHash::GENESIS)
+            };
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut rows = statement
+                .query(params![rows::position_to_sql(from)?, limit])
+                .map_err(backend)?;
+            let mut events = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (event, hash) = decode_row(row)?;
+                events.push(SealedEvent {
+                    event,
+                    prev_hash,
+                    hash,
+                });
+                prev_hash = hash;
+            }
+            Ok(events)
+        })
+    }
+
+    fn member_choices(
+        &self,
+        member: MemberId,
+        purpose: &Purpose,
+    ) -> Result<Vec<ChoiceAt>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE member = ?1 AND purpose = ?2 ORDER BY position"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![rows::member_to_sql(member), purpose.as_str()])
+                .map_err(backend)?;
+            let mut choices = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (event, _) = decode_row(row)?;
+                if let optout_core::EventBody::Choice(choice) = event.body {
+                    choices.push(ChoiceAt {
+                        position: event.position,
+                        choice,
+                    });
+                }
+            }
+            Ok(choices)
+        })
+    }
+
+    fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'policy' ORDER BY position"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement.query([]).map_err(backend)?;
+            let mut policies = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (event, _) = decode_row(row)?;
+                if let optout_core::EventBody::Policy(policy) = event.body {
+                    policies.push((event.position, policy));
+                }
+            }
+            Ok(policies)
+        })
+    }
+}
+
+fn read_head(connection: &Connection) -> Result<Option<ChainHead>, StoreError> {
+    connection
+        .query_row(
+            "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()
+        .map_err(backend)?
+        .map(|(position, hash)| {
+            let position = rows::position_from_sql(position)?;
+            Ok(ChainHead {
+                position,
+                hash: rows::hash_from_bytes(position, &hash)?,
+            })
+        })
+        .transpose()
+}
+
+/// The writer thread's side: the write connection.
+struct SqliteCommitLog {
+    connection: Connection,
+}
+
+impl CommitLog for SqliteCommitLog {
+    fn recover(&mut self) -> Result<WriterState, StoreError> {
+        let head = read_head(&self.connection)?;
+        let last_recorded_at = self
+            .connection
+            .query_row(
+                "SELECT recorded_at_us FROM events ORDER BY position DESC LIMIT 1",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(optout_core::Timestamp::from_micros);
+        let last_policy = self
+            .connection
+            .query_row(
+                "SELECT policy_version, effective_from_us FROM events WHERE kind = 'policy' ORDER BY position DESC LIMIT 1",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(|(version, from)| {
+                Ok::<_, StoreError>((
+                    optout_core::PolicyVersion(u32::try_from(version).map_err(|_| StoreError::Backend("stored policy version out of range".into()))?),
+                    optout_core::Timestamp::from_micros(from),
+                ))
+            })
+            .transpose()?;
+        Ok(WriterState {
+            head,
+            last_recorded_at,
+            last_policy,
+        })
+    }
+
+    fn find_idempotent(
+        &mut self,
+        member: MemberId,
+        key: &str,
+    ) -> Result<Option<SealedEvent>, StoreError> {
+        let found = {
+            let mut statement = self
+                .connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE member = ?1 AND idempotency_key = ?2"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![rows::member_to_sql(member), key])
+                .map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => Some(decode_row(row)?),
+                None => None,
+            }
+        };
+        let Some((event, hash)) = found else {
+            return Ok(None);
+        };
+        let prev_position = event.position.get().saturating_sub(1);
+        let prev_hash = if prev_position == 0 {
+            optout_core::EventHash::GENESIS
+        } else {
+            let bytes: Vec<u8> = self
+                .connection
+                .query_row(
+                    "SELECT hash FROM events WHERE position = ?1",
+                    [rows::position_to_sql(LedgerPosition(prev_position))?],
+                    |row| row.get(0),
+                )
+                .map_err(backend)?;
+            rows::hash_from_bytes(LedgerPosition(prev_position), &bytes)?
+        };
+        Ok(Some(SealedEvent {
+            event,
+            prev_hash,
+            hash,
+        }))
+    }
+
+    fn commit(&mut self, events: &[SealedEvent]) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction().map_err(backend)?;
+        {
+            let mut statement = transaction
+                .prepare_cached(rows::INSERT_EVENT)
+                .map_err(backend)?;
+            for event in events {
+                insert_event(&mut statement, event)?;
+            }
+        }
+        // With WAL and synchronous=FULL, COMMIT returns after the WAL is fsynced.
+        transaction.commit().map_err(backend)
+    }
+}

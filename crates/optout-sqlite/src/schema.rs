@@ -1,0 +1,72 @@
+//! Opening connections with the durability settings, and the table layout.
+
+use std::path::Path;
+use std::time::Duration;
+
+use optout_store::StoreError;
+use rusqlite::Connection;
+
+use crate::backend;
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path)
+        .map_err(|error| StoreError::Backend(format!("cannot open {}: {error}", path.display())))?;
+    connection
+        .busy_timeout(Duration::from_secs(30))
+        .map_err(backend)?;
+    // WAL: readers never block the writer. synchronous=FULL: every commit fsyncs the WAL,
+    // so an acknowledged append survives power loss, not only a process crash.
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    Ok(connection)
+}
+
+pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(backend)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {version}, newer than this optout ({SCHEMA_VERSION}); upgrade optout"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    connection
+        .execute_batch(
+            "BEGIN;
+             CREATE TABLE events (
+                 position          INTEGER PRIMARY KEY,
+                 recorded_at_us    INTEGER NOT NULL,
+                 kind              TEXT NOT NULL,
+                 member            INTEGER,
+                 purpose           TEXT,
+                 allowed           INTEGER,
+                 at_us             INTEGER,
+                 source            TEXT,
+                 actor             TEXT,
+                 policy_version    INTEGER,
+                 notice_version    TEXT,
+                 notice_language   TEXT,
+                 jurisdiction      TEXT,
+                 idempotency_key   TEXT,
+                 effective_from_us INTEGER,
+                 document          TEXT,
+                 hash              BLOB NOT NULL
+             );
+             CREATE INDEX events_by_member ON events(member, purpose) WHERE member IS NOT NULL;
+             CREATE UNIQUE INDEX events_by_idempotency_key ON events(member, idempotency_key)
+                 WHERE idempotency_key IS NOT NULL;
+             CREATE INDEX events_policies ON events(kind) WHERE kind = 'policy';
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(backend)
+}

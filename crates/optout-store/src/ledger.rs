@@ -1,0 +1,105 @@
+//! The `Ledger` trait: what the rest of optout needs from storage, whatever the backend.
+
+use optout_core::policy::PolicyDocument;
+use optout_core::{
+    ChainHead, ChoiceRecord, LedgerPosition, MemberId, PolicyHistory, PolicyRecord, Purpose,
+    SealedEvent, Timestamp,
+};
+
+use crate::error::StoreError;
+
+/// When a new choice happened.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ChoiceTime {
+    /// Now: the writer stamps the commit time, so live choices are in time order along the
+    /// ledger and "latest by time" equals "latest by position" for them.
+    Now,
+    /// A given time (imports keep their original times).
+    At(Timestamp),
+}
+
+/// An event to append.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum NewEvent {
+    /// A choice; `choice.at` is replaced by the commit time when `time` is `Now`.
+    Choice {
+        choice: ChoiceRecord,
+        time: ChoiceTime,
+    },
+    /// A policy version; its document must parse and follow the latest version in time.
+    Policy(PolicyRecord),
+}
+
+/// The outcome of one appended event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Appended {
+    pub event: SealedEvent,
+    /// True when an idempotency key matched an earlier event, which is returned instead
+    /// of writing a new one.
+    pub replayed: bool,
+}
+
+/// A stored choice and its position.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChoiceAt {
+    pub position: LedgerPosition,
+    pub choice: ChoiceRecord,
+}
+
+impl ChoiceAt {
+    pub fn explicit(&self) -> optout_core::ExplicitChoice {
+        optout_core::ExplicitChoice {
+            allowed: self.choice.allowed,
+            at: self.choice.at,
+            position: self.position,
+        }
+    }
+}
+
+/// An append-only, hash-chained, totally ordered event log.
+///
+/// `append` returns only after the events are durable (committed and synced); the events
+/// of one call are appended contiguously and all-or-nothing.
+pub trait Ledger: Send + Sync {
+    fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError>;
+
+    /// The last event's position and hash; None when the ledger is empty.
+    fn head(&self) -> Result<Option<ChainHead>, StoreError>;
+
+    /// Up to `limit` events from position `from` on, in order.
+    fn read_range(
+        &self,
+        from: LedgerPosition,
+        limit: usize,
+    ) -> Result<Vec<SealedEvent>, StoreError>;
+
+    /// A member's choices for a purpose, in ledger order.
+    fn member_choices(
+        &self,
+        member: MemberId,
+        purpose: &Purpose,
+    ) -> Result<Vec<ChoiceAt>, StoreError>;
+
+    /// Every policy version, in ledger order.
+    fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError>;
+}
+
+/// The policy history recorded in a ledger.
+pub fn policy_history(ledger: &dyn Ledger) -> Result<PolicyHistory, StoreError> {
+    let mut history = PolicyHistory::new();
+    for (position, record) in ledger.policy_records()? {
+        let document =
+            PolicyDocument::parse(&record.document, &format!("ledger position {position}"))
+                .map_err(|error| StoreError::Corrupt {
+                    position,
+                    problem: error.to_string(),
+                })?;
+        history
+            .push(document)
+            .map_err(|error| StoreError::Corrupt {
+                position,
+                problem: error.to_string(),
+            })?;
+    }
+    Ok(history)
+}
