@@ -442,7 +442,7 @@ fn model_latest(choices: &[ExplicitChoice], at: Timestamp) -> Option<ExplicitCho
     sorted.sort_by_key(|choice| (choice.at.as_micros(), choice.position.get()));
     let mut latest = None;
     for choice in sorted {
-        if choice.at < at {
+        if choice.at <= at {
             latest = Some(choice);
         }
     }

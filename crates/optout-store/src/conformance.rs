@@ -281,6 +281,9 @@ pub fn ledger_survives_reopen(open: OpenLedger<'_>) {
     verify_ledger(ledger.as_ref(), |_| {}).unwrap();
 }
 
+/// (member, allowed, idempotency key as (member, key number)) of each stored event.
+type ModelEvent = (u64, bool, Option<(u64, u8)>);
+
 #[derive(Clone, Debug)]
 enum Op {
     Live { member: u64, allowed: bool },
@@ -320,7 +323,7 @@ pub fn matches_a_simple_model(open: OpenLedger<'_>) {
         &proptest::collection::vec(proptest::collection::vec(op_strategy(), 1..4), 1..12),
         |requests| {
             let (_dir, clock, ledger) = fresh(open);
-            let mut model: Vec<(u64, bool, Option<(u64, u8)>)> = Vec::new();
+            let mut model: Vec<ModelEvent> = Vec::new();
             for request in requests {
                 let mut events = Vec::new();
                 let mut expected = Vec::new();

@@ -4,6 +4,7 @@
 //! stored chain, and (feature `conformance`) the test suite every backend must pass.
 
 pub mod error;
+pub mod export;
 pub mod ledger;
 pub mod verify;
 pub mod writer;
@@ -12,6 +13,7 @@ pub mod writer;
 pub mod conformance;
 
 pub use error::StoreError;
+pub use export::{export_ledger, verify_export, ExportError};
 pub use ledger::{policy_history, Appended, ChoiceAt, ChoiceTime, Ledger, NewEvent};
 pub use verify::verify_ledger;
 pub use writer::{CommitLog, GroupCommitWriter, WriterLimits, WriterMetrics, WriterState};

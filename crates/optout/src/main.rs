@@ -1,1 +1,5 @@
-fn main() {}
+//! The `optout` command: a thin wrapper over the library's command dispatcher.
+
+fn main() -> std::process::ExitCode {
+    optout::run()
+}

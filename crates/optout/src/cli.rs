@@ -1,0 +1,173 @@
+//! The command-line contract. Other tools and tests drive optout exactly so; changing a
+//! name here is a breaking change.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "optout",
+    version,
+    about = "Consent ledger, index and gate for AI-training opt-outs"
+)]
+pub struct Cli {
+    /// The data directory (ledger and signing key).
+    #[arg(
+        long,
+        global = true,
+        env = "OPTOUT_DATA_DIR",
+        default_value = "./optout-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the data directory with a signing key and load a policy (the default policy
+    /// unless --policy is given).
+    Init {
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Policy versions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Record a member's choice and print its signed receipt as JSON.
+    Choose(ChooseArgs),
+    /// Print a member's effective consent for a purpose as JSON.
+    Status(StatusArgs),
+    /// Import historical choices from Parquet, CSV or JSON Lines files.
+    Import(ImportArgs),
+    /// Verify, checkpoint and export the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+    /// Walk through the ledger on the embedded store in ./optout-demo.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate a policy file and append it to the ledger as the next version.
+    Load { file: PathBuf },
+    /// Print the policy versions recorded in the ledger.
+    Show,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+#[derive(Args, Debug)]
+pub struct ChooseArgs {
+    pub member: String,
+    pub purpose: String,
+    pub decision: Decision,
+    /// Channel the choice came through: web, mobile, api, gpc, admin, import.
+    #[arg(long, default_value = "admin")]
+    pub source: String,
+    /// Who performed it (default: admin:$USER).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Where the member was when choosing (ISO 3166-1 alpha-2), if known.
+    #[arg(long)]
+    pub jurisdiction: Option<String>,
+    /// Makes a retried command write one event.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Testing aid: append this many choices (members MEMBER, MEMBER+1, ...), printing
+    /// each receipt on its own line as soon as it is durable.
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub repeat: u64,
+    /// Testing aid: threads appending concurrently with --repeat.
+    #[arg(long, hide = true, default_value_t = 1)]
+    pub concurrency: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub member: String,
+    #[arg(long)]
+    pub purpose: String,
+    /// The member's jurisdiction (ISO 3166-1 alpha-2); missing means the most protective answer.
+    #[arg(long)]
+    pub jurisdiction: Option<String>,
+    /// The time to answer for (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportFormat {
+    Parquet,
+    Csv,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// File format (default: from each file's extension).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// Import the valid rows and report the invalid ones, instead of importing nothing.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LedgerCommand {
+    /// Re-hash the whole ledger (or an export, offline); exit 1 naming the first bad position.
+    Verify(VerifyArgs),
+    /// Print a signed checkpoint of the ledger head as JSON.
+    Checkpoint,
+    /// Write the ledger as JSON Lines, one event a line, with hashes.
+    Export { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Verify this export instead of the data directory's ledger.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// A signed checkpoint the export must contain.
+    #[arg(long, requires = "export")]
+    pub checkpoint: Option<PathBuf>,
+    /// The public key (hex, or a file holding it) the checkpoint must be signed with.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check a receipt's signature.
+    Verify {
+        receipt: PathBuf,
+        /// The ledger's public key (hex, or a file holding it, e.g. DIR/signing.pub).
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its data.
+    #[arg(long, default_value = "./optout-demo")]
+    pub dir: PathBuf,
+    /// Generated members.
+    #[arg(long, default_value_t = 5_000)]
+    pub members: u64,
+}

@@ -1,0 +1,92 @@
+//! One module per command; `dispatch` routes the parsed command line to it.
+
+pub mod choose;
+pub mod demo;
+pub mod import;
+pub mod init;
+pub mod ledger;
+pub mod policy;
+pub mod receipt;
+pub mod status;
+
+use std::path::Path;
+
+use optout_core::{MemberId, PolicyHistory, PublicKey, Purpose};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, LedgerCommand, PolicyCommand, ReceiptCommand};
+use crate::data_dir::DataDir;
+use crate::exit::{bad_input, CliResult, Context};
+
+pub fn dispatch(cli: Cli) -> CliResult {
+    let data_dir = DataDir::new(&cli.data_dir);
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Init { policy } => init::run(&data_dir, policy.as_deref()),
+        Command::Policy(PolicyCommand::Load { file }) => policy::load(&data_dir, &file),
+        Command::Policy(PolicyCommand::Show) => policy::show(&data_dir),
+        Command::Choose(args) => choose::run(&data_dir, &args),
+        Command::Status(args) => status::run(&data_dir, &args),
+        Command::Import(args) => import::run(&data_dir, &args, quiet),
+        Command::Ledger(LedgerCommand::Verify(args)) => ledger::verify(&data_dir, &args, quiet),
+        Command::Ledger(LedgerCommand::Checkpoint) => ledger::checkpoint(&data_dir),
+        Command::Ledger(LedgerCommand::Export { file }) => ledger::export(&data_dir, &file, quiet),
+        Command::Receipt(ReceiptCommand::Verify { receipt, key }) => {
+            receipt::verify(&receipt, &key)
+        }
+        Command::Demo(args) => demo::run(&args, quiet),
+    }
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> CliResult {
+    let text = serde_json::to_string(value).map_err(anyhow::Error::from)?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Prints a value as indented JSON on stdout.
+pub fn print_json_pretty(value: &impl Serialize) -> CliResult {
+    let text = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn parse_member(text: &str) -> CliResult<MemberId> {
+    text.parse::<MemberId>().context_bad_input("MEMBER")
+}
+
+/// A purpose name that some recorded policy version defines.
+pub fn known_purpose(policies: &PolicyHistory, name: &str) -> CliResult<Purpose> {
+    let purpose = Purpose::new(name).context_bad_input("PURPOSE")?;
+    let defined = policies
+        .versions()
+        .iter()
+        .any(|version| version.purposes.contains_key(&purpose));
+    if !defined {
+        let known: std::collections::BTreeSet<String> = policies
+            .versions()
+            .iter()
+            .flat_map(|version| version.purposes.keys().map(|p| p.to_string()))
+            .collect();
+        return Err(bad_input(anyhow::anyhow!(
+            "unknown purpose {purpose:?}: the policy defines {}",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(purpose)
+}
+
+/// A public key given as hex or as the path of a file holding it.
+pub fn read_public_key(argument: &str) -> CliResult<PublicKey> {
+    let path = Path::new(argument);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path)
+            .context_bad_input(format!("cannot read key file {}", path.display()))?
+    } else {
+        argument.to_string()
+    };
+    text.trim()
+        .parse::<PublicKey>()
+        .context_bad_input(format!("--key {argument:?}"))
+}

@@ -1,0 +1,51 @@
+//! `optout status`: a member's effective consent for a purpose, at a time, with the reason.
+
+use optout_core::consent::decide_from_history;
+use optout_core::{Jurisdiction, Timestamp};
+use optout_store::{policy_history, Ledger};
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+use crate::commands::{known_purpose, parse_member, print_json};
+use crate::data_dir::DataDir;
+use crate::exit::{CliResult, Context};
+
+pub fn run(data_dir: &DataDir, args: &StatusArgs) -> CliResult {
+    let member = parse_member(&args.member)?;
+    let jurisdiction = args
+        .jurisdiction
+        .as_deref()
+        .map(Jurisdiction::parse)
+        .transpose()
+        .context_bad_input("--jurisdiction")?;
+    let at = args
+        .at
+        .as_deref()
+        .map(Timestamp::parse_rfc3339)
+        .transpose()
+        .context_bad_input("--at")?;
+    let opened = data_dir.open()?;
+    let at = at.unwrap_or_else(|| opened.clock.now());
+    let policies = policy_history(&opened.ledger)?;
+    let purpose = known_purpose(&policies, &args.purpose)?;
+    let choices: Vec<_> = opened
+        .ledger
+        .member_choices(member, &purpose)?
+        .iter()
+        .map(|choice| choice.explicit())
+        .collect();
+    let decision = decide_from_history(&policies, &purpose, jurisdiction, at, &choices);
+    let head = opened.ledger.head()?;
+    print_json(&json!({
+        "member": member,
+        "purpose": purpose,
+        "jurisdiction": jurisdiction,
+        "at": at,
+        "allowed": decision.allowed,
+        "reason": decision.reason.name(),
+        "detail": decision.reason,
+        "policy_version": decision.policy_version,
+        "explicit_choices": choices.len(),
+        "ledger_position": head.map(|head| head.position),
+    }))
+}
