@@ -380,3 +380,164 @@ fn check_same_choice(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use optout_core::event::Actor;
+    use optout_core::{ChoiceRecord, ManualClock, Purpose, Source};
+    use std::sync::atomic::AtomicBool;
+
+    /// An in-memory commit log whose commits can be made to fail, standing in for a disk
+    /// that returns EIO on fsync.
+    #[derive(Clone, Default)]
+    struct FlakyLog {
+        committed: Arc<Mutex<Vec<SealedEvent>>>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl CommitLog for FlakyLog {
+        fn recover(&mut self) -> Result<WriterState, StoreError> {
+            Ok(WriterState::default())
+        }
+
+        fn find_idempotent(
+            &mut self,
+            _: MemberId,
+            _: &str,
+        ) -> Result<Option<SealedEvent>, StoreError> {
+            Ok(None)
+        }
+
+        fn commit(&mut self, events: &[SealedEvent]) -> Result<(), StoreError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Backend("disk I/O error".into()));
+            }
+            self.committed.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    fn live_choice(member: u64) -> NewEvent {
+        NewEvent::Choice {
+            choice: ChoiceRecord {
+                member: MemberId(member),
+                purpose: Purpose::new("ai_training").unwrap(),
+                allowed: false,
+                at: Timestamp::default(),
+                source: Source::Web,
+                actor: Actor::member(),
+                policy_version: None,
+                notice_version: None,
+                notice_language: None,
+                jurisdiction: None,
+                idempotency_key: None,
+            },
+            time: ChoiceTime::Now,
+        }
+    }
+
+    // A failed commit poisons the writer: the failing request and every later one get an
+    // error, even after the disk recovers, and nothing after the failure is committed.
+    #[test]
+    fn failed_commit_poisons_the_writer() {
+        let log = FlakyLog::default();
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1)));
+        let writer = GroupCommitWriter::start(log.clone(), clock, WriterLimits::default()).unwrap();
+        writer.append(vec![live_choice(1)]).unwrap();
+        log.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            writer.append(vec![live_choice(2)]),
+            Err(StoreError::Poisoned(_))
+        ));
+        log.fail.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            writer.append(vec![live_choice(3)]),
+            Err(StoreError::Poisoned(_))
+        ));
+        let committed = log.committed.lock().unwrap();
+        assert_eq!(committed.len(), 1);
+        assert_eq!(committed[0].position(), LedgerPosition(1));
+    }
+
+    // Requests that queue while the writer is busy share one transaction: five requests
+    // already queued when the loop runs are committed by a single commit, in order.
+    #[test]
+    fn queued_requests_share_one_commit() {
+        let log = FlakyLog::default();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counting = CountingLog {
+            inner: log.clone(),
+            commits: Arc::clone(&commits),
+        };
+        let (sender, receiver) = sync_channel(16);
+        let mut answers = Vec::new();
+        for member in 0..5u64 {
+            let (reply, answer) = sync_channel(1);
+            sender
+                .send(Request {
+                    events: vec![live_choice(member)],
+                    reply,
+                })
+                .unwrap();
+            answers.push(answer);
+        }
+        drop(sender);
+        WriterLoop {
+            log: counting,
+            clock: Arc::new(ManualClock::new(Timestamp::from_micros(1))),
+            state: WriterState::default(),
+            limits: WriterLimits::default(),
+            metrics: Arc::new(WriterMetrics::default()),
+            poisoned: None,
+        }
+        .run(receiver);
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
+        for (index, answer) in answers.into_iter().enumerate() {
+            let appended = answer.recv().unwrap().unwrap();
+            assert_eq!(
+                appended[0].event.position(),
+                LedgerPosition(index as u64 + 1)
+            );
+        }
+    }
+
+    struct CountingLog {
+        inner: FlakyLog,
+        commits: Arc<AtomicU64>,
+    }
+
+    impl CommitLog for CountingLog {
+        fn recover(&mut self) -> Result<WriterState, StoreError> {
+            self.inner.recover()
+        }
+
+        fn find_idempotent(
+            &mut self,
+            member: MemberId,
+            key: &str,
+        ) -> Result<Option<SealedEvent>, StoreError> {
+            self.inner.find_idempotent(member, key)
+        }
+
+        fn commit(&mut self, events: &[SealedEvent]) -> Result<(), StoreError> {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.inner.commit(events)
+        }
+    }
+
+    // Limits are enforced before anything is queued.
+    #[test]
+    fn oversized_request_is_rejected() {
+        let limits = WriterLimits {
+            request_events_max: 2,
+            ..WriterLimits::default()
+        };
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1)));
+        let writer = GroupCommitWriter::start(FlakyLog::default(), clock, limits).unwrap();
+        let error = writer
+            .append(vec![live_choice(1), live_choice(2), live_choice(3)])
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Rejected(_)), "{error}");
+    }
+}
