@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use optout_core::{ChainHead, Clock, LedgerPosition, MemberId, PolicyRecord, Purpose, SealedEvent};
 use optout_store::{
-    Appended, ChoiceAt, CommitLog, GroupCommitWriter, Ledger, NewEvent, StoreError, WriterLimits,
-    WriterMetrics, WriterState,
+    Appended, ChoiceAt, ChoiceFacts, CommitLog, GroupCommitWriter, Ledger, NewEvent, StoreError,
+    WriterLimits, WriterMetrics, WriterState,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -164,6 +164,57 @@ impl Ledger for SqliteLedger {
                 }
             }
             Ok(choices)
+        })
+    }
+
+    fn scan_choices(
+        &self,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(ChoiceFacts),
+    ) -> Result<(), StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT position, member, purpose, allowed, at_us FROM events \
+                     WHERE kind = 'choice' AND position <= ?1 ORDER BY position",
+                )
+                .map_err(backend)?;
+            let mut rows = statement
+                .query([rows::position_to_sql(up_to).unwrap_or(i64::MAX)])
+                .map_err(backend)?;
+            // Purposes repeat on every row; parse each distinct name once.
+            let mut purposes: Vec<(String, Purpose)> = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let position = rows::position_from_sql(row.get(0).map_err(backend)?)?;
+                let corrupt = |problem: String| StoreError::Corrupt { position, problem };
+                let member: i64 = row.get(1).map_err(|error| corrupt(error.to_string()))?;
+                let name = row
+                    .get_ref(2)
+                    .map_err(|error| corrupt(error.to_string()))?
+                    .as_str()
+                    .map_err(|error| corrupt(error.to_string()))?;
+                let index = match purposes.iter().position(|(known, _)| known == name) {
+                    Some(index) => index,
+                    None => {
+                        let purpose =
+                            Purpose::new(name).map_err(|error| corrupt(error.to_string()))?;
+                        purposes.push((name.to_string(), purpose));
+                        purposes.len() - 1
+                    }
+                };
+                let allowed: bool = row.get(3).map_err(|error| corrupt(error.to_string()))?;
+                let at: i64 = row.get(4).map_err(|error| corrupt(error.to_string()))?;
+                if let Some((_, purpose)) = purposes.get(index) {
+                    visit(ChoiceFacts {
+                        position,
+                        member: rows::member_from_sql(member),
+                        purpose,
+                        allowed,
+                        at: optout_core::Timestamp::from_micros(at),
+                    });
+                }
+            }
+            Ok(())
         })
     }
 

@@ -20,7 +20,7 @@ pub(crate) fn member_to_sql(member: MemberId) -> i64 {
     i64::from_ne_bytes(member.get().to_ne_bytes())
 }
 
-fn member_from_sql(value: i64) -> MemberId {
+pub(crate) fn member_from_sql(value: i64) -> MemberId {
     MemberId(u64::from_ne_bytes(value.to_ne_bytes()))
 }
 

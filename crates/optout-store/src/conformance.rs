@@ -81,6 +81,7 @@ pub fn run_all(open: OpenLedger<'_>) {
     member_choices_are_per_member_and_purpose(open);
     concurrent_appends_all_land_once(open);
     ledger_survives_reopen(open);
+    scan_choices_matches_read_range(open);
     matches_a_simple_model(open);
 }
 
@@ -283,6 +284,49 @@ pub fn ledger_survives_reopen(open: OpenLedger<'_>) {
 
 /// (member, allowed, idempotency key as (member, key number)) of each stored event.
 type ModelEvent = (u64, bool, Option<(u64, u8)>);
+
+pub fn scan_choices_matches_read_range(open: OpenLedger<'_>) {
+    let (_dir, _clock, ledger) = fresh(open);
+    ledger.append(vec![default_policy_event()]).unwrap();
+    let mut other = choice(u64::MAX, true, Some(Timestamp::from_micros(-7)));
+    if let NewEvent::Choice { choice, .. } = &mut other {
+        choice.purpose = Purpose::new("ai_personalization").unwrap();
+    }
+    ledger
+        .append(vec![
+            choice(1, false, None),
+            other,
+            choice(1 << 40, true, Some(Timestamp::from_micros(3))),
+        ])
+        .unwrap();
+    ledger.append(vec![choice(2, true, None)]).unwrap();
+    let expected: Vec<_> = ledger
+        .read_range(LedgerPosition::FIRST, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.position() <= LedgerPosition(4))
+        .filter_map(|event| {
+            let position = event.position();
+            event
+                .choice()
+                .map(|c| (position, c.member, c.purpose.clone(), c.allowed, c.at))
+        })
+        .collect();
+    let mut scanned = Vec::new();
+    ledger
+        .scan_choices(LedgerPosition(4), &mut |facts| {
+            scanned.push((
+                facts.position,
+                facts.member,
+                facts.purpose.clone(),
+                facts.allowed,
+                facts.at,
+            ))
+        })
+        .unwrap();
+    assert_eq!(scanned.len(), 3);
+    assert_eq!(scanned, expected);
+}
 
 #[derive(Clone, Debug)]
 enum Op {

@@ -82,6 +82,44 @@ pub trait Ledger: Send + Sync {
 
     /// Every policy version, in ledger order.
     fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError>;
+
+    /// Calls `visit` for every choice event at or before position `up_to`, in ledger
+    /// order, with only what the consent index needs. Backends override this with a lean
+    /// query; the default decodes whole events.
+    fn scan_choices(
+        &self,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(ChoiceFacts),
+    ) -> Result<(), StoreError> {
+        let mut next = LedgerPosition::FIRST;
+        while next <= up_to {
+            let page = self.read_range(next, 10_000)?;
+            let Some(last) = page.last() else { break };
+            next = last.position().next();
+            for sealed in page.iter().filter(|sealed| sealed.position() <= up_to) {
+                if let Some(choice) = sealed.choice() {
+                    visit(ChoiceFacts {
+                        position: sealed.position(),
+                        member: choice.member,
+                        purpose: &choice.purpose,
+                        allowed: choice.allowed,
+                        at: choice.at,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a choice event the consent index uses.
+#[derive(Clone, Copy, Debug)]
+pub struct ChoiceFacts<'a> {
+    pub position: LedgerPosition,
+    pub member: MemberId,
+    pub purpose: &'a Purpose,
+    pub allowed: bool,
+    pub at: Timestamp,
 }
 
 /// The policy history recorded in a ledger.
