@@ -109,9 +109,8 @@ impl Layout {
             }
         };
         let required = |column: Column| {
-            find(column)?.ok_or_else(|| {
-                schema_error(column, "required column is missing from the header")
-            })
+            find(column)?
+                .ok_or_else(|| schema_error(column, "required column is missing from the header"))
         };
         Ok(Layout {
             member_id: required(Column::MemberId)?,

@@ -2,7 +2,7 @@
 //! Parquet, CSV and JSON Lines readers so that a value means the same in each format
 //! and the same mistake gets the same message.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use optout_core::{MemberId, Purpose, Source, Timestamp};
 
@@ -162,7 +162,10 @@ pub(crate) fn source_from_text(text: Option<&str>) -> Result<Source, String> {
     }
     // The exact lowercase name is by far the common case; only fall back to the
     // allocating, case-insensitive parse when it is not.
-    match Source::ALL.into_iter().find(|source| source.as_str() == text) {
+    match Source::ALL
+        .into_iter()
+        .find(|source| source.as_str() == text)
+    {
         Some(source) => Ok(source),
         None => text.parse::<Source>().map_err(|_| {
             format!(
@@ -173,24 +176,28 @@ pub(crate) fn source_from_text(text: Option<&str>) -> Result<Source, String> {
     }
 }
 
-/// The purposes the caller accepts, indexed by name so each row costs one lookup.
+/// The purposes the caller accepts, sorted by name. There are a handful, so a binary
+/// search over them is cheaper per row than hashing the name.
 pub(crate) struct PurposeCatalog<'a> {
-    by_name: HashMap<&'a str, &'a Purpose>,
+    sorted: Vec<&'a Purpose>,
     known: &'a BTreeSet<Purpose>,
 }
 
 impl<'a> PurposeCatalog<'a> {
     pub(crate) fn new(known: &'a BTreeSet<Purpose>) -> Self {
-        let by_name = known
-            .iter()
-            .map(|purpose| (purpose.as_str(), purpose))
-            .collect();
-        PurposeCatalog { by_name, known }
+        let mut sorted: Vec<&Purpose> = known.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        PurposeCatalog { sorted, known }
     }
 
     /// The known purpose named `text`; an invalid name or one not known is an error.
     pub(crate) fn resolve(&self, text: &str) -> Result<Purpose, String> {
-        if let Some(purpose) = self.by_name.get(text) {
+        let found = self
+            .sorted
+            .binary_search_by(|purpose| purpose.as_str().cmp(text))
+            .ok()
+            .and_then(|index| self.sorted.get(index));
+        if let Some(purpose) = found {
             return Ok((*purpose).clone());
         }
         if text.is_empty() {
@@ -241,11 +248,20 @@ mod tests {
         assert!(overflow.contains("larger than"), "{overflow}");
         assert!(member_id_from_text("-5").unwrap_err().contains("negative"));
         for bad in ["+5", "1.0", "1e3", "0x10", "12a", "-", " 1"] {
-            assert!(member_id_from_text(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                member_id_from_text(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert_eq!(member_id_from_text(""), Err(missing()));
-        assert_eq!(member_id_from_signed(-1), Err("negative member id -1".to_string()));
-        assert_eq!(member_id_from_signed(i64::MAX), Ok(MemberId(i64::MAX as u64)));
+        assert_eq!(
+            member_id_from_signed(-1),
+            Err("negative member id -1".to_string())
+        );
+        assert_eq!(
+            member_id_from_signed(i64::MAX),
+            Ok(MemberId(i64::MAX as u64))
+        );
     }
 
     #[test]
@@ -257,7 +273,10 @@ mod tests {
             assert_eq!(allowed_from_text(no), Ok(false), "{no}");
         }
         for bad in ["y", "n", "2", "on", "truee"] {
-            assert!(allowed_from_text(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                allowed_from_text(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -267,18 +286,26 @@ mod tests {
         assert_eq!(source_from_text(Some("")), Ok(Source::Import));
         assert_eq!(source_from_text(Some("gpc")), Ok(Source::Gpc));
         assert_eq!(source_from_text(Some("Mobile")), Ok(Source::Mobile));
-        assert!(source_from_text(Some("fax")).unwrap_err().contains("\"fax\""));
+        assert!(source_from_text(Some("fax"))
+            .unwrap_err()
+            .contains("\"fax\""));
     }
 
     #[test]
     fn purposes_must_be_valid_and_known() {
         let known: BTreeSet<Purpose> = [Purpose::new("ai_training").unwrap()].into();
         let catalog = PurposeCatalog::new(&known);
-        assert_eq!(catalog.resolve("ai_training").unwrap().as_str(), "ai_training");
+        assert_eq!(
+            catalog.resolve("ai_training").unwrap().as_str(),
+            "ai_training"
+        );
         let unknown = catalog.resolve("ai_ads").unwrap_err();
         assert!(unknown.contains("unknown purpose \"ai_ads\""), "{unknown}");
         assert!(unknown.contains("ai_training"), "{unknown}");
-        assert!(catalog.resolve("AI").unwrap_err().contains("invalid purpose name"));
+        assert!(catalog
+            .resolve("AI")
+            .unwrap_err()
+            .contains("invalid purpose name"));
         assert_eq!(catalog.resolve(""), Err(missing()));
     }
 

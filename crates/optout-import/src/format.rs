@@ -84,10 +84,16 @@ mod tests {
 
     #[test]
     fn tells_format_from_extension_ignoring_case() {
-        assert_eq!(Format::from_path(Path::new("a/b.parquet")).unwrap(), Format::Parquet);
+        assert_eq!(
+            Format::from_path(Path::new("a/b.parquet")).unwrap(),
+            Format::Parquet
+        );
         assert_eq!(Format::from_path(Path::new("b.CSV")).unwrap(), Format::Csv);
         for name in ["b.jsonl", "b.ndjson", "b.json"] {
-            assert_eq!(Format::from_path(Path::new(name)).unwrap(), Format::JsonLines);
+            assert_eq!(
+                Format::from_path(Path::new(name)).unwrap(),
+                Format::JsonLines
+            );
         }
         for name in ["b.txt", "b", "parquet"] {
             let error = Format::from_path(Path::new(name)).unwrap_err();

@@ -90,7 +90,9 @@ fn next_line(
         }
         read_any = true;
         let newline = available.iter().position(|&byte| byte == b'\n');
-        let chunk = available.get(..newline.unwrap_or(available.len())).unwrap_or_default();
+        let chunk = available
+            .get(..newline.unwrap_or(available.len()))
+            .unwrap_or_default();
         too_long = too_long || line.len().saturating_add(chunk.len()) > bytes_max;
         if too_long {
             line.clear();
@@ -226,7 +228,15 @@ mod tests {
     #[test]
     fn splits_lines_and_drops_overlong_ones() {
         assert_eq!(lines(b"", 10), Vec::<Option<String>>::new());
-        assert_eq!(lines(b"a\r\nb\n\nc", 10), [Some("a".into()), Some("b".into()), Some("".into()), Some("c".into())]);
+        assert_eq!(
+            lines(b"a\r\nb\n\nc", 10),
+            [
+                Some("a".into()),
+                Some("b".into()),
+                Some("".into()),
+                Some("c".into())
+            ]
+        );
         assert_eq!(lines(b"0123456789x\nok\n", 10), [None, Some("ok".into())]);
         assert_eq!(lines(b"0123456789\n", 10), [Some("0123456789".into())]);
     }

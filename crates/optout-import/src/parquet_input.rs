@@ -93,12 +93,20 @@ fn needed_roots(path: &Path, schema: &Schema) -> Result<Vec<usize>, ImportError>
             .filter(|(_, field)| field.name() == column.name());
         let Some((root, field)) = matches.next() else {
             if column.is_required() {
-                return Err(schema_error(path, column, "required column is missing".into()));
+                return Err(schema_error(
+                    path,
+                    column,
+                    "required column is missing".into(),
+                ));
             }
             continue;
         };
         if matches.next().is_some() {
-            return Err(schema_error(path, column, "column appears more than once".into()));
+            return Err(schema_error(
+                path,
+                column,
+                "column appears more than once".into(),
+            ));
         }
         let (usable, expected) = match column {
             Column::MemberId => (is_integer(field.data_type()), INTEGER_TYPES),

@@ -21,6 +21,7 @@ use optout_import::{
     read_choices, validate_choices, Format, ImportError, ImportedChoice, InvalidRow, ReadError,
     ReadSummary,
 };
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
@@ -37,7 +38,14 @@ fn at(text: &str) -> Timestamp {
     Timestamp::parse_rfc3339(text).unwrap()
 }
 
-fn choice(member: u64, purpose: &str, allowed: bool, time: &str, source: Source, row: u64) -> ImportedChoice {
+fn choice(
+    member: u64,
+    purpose: &str,
+    allowed: bool,
+    time: &str,
+    source: Source,
+    row: u64,
+) -> ImportedChoice {
     ImportedChoice {
         member: MemberId(member),
         purpose: Purpose::new(purpose).unwrap(),
@@ -89,7 +97,10 @@ fn read_with(path: &Path, format: Format, batch_rows: usize) -> Result<Outcome, 
     )?;
     assert_eq!(summary.rows_valid, choices.len() as u64);
     assert_eq!(summary.rows_invalid, invalid.len() as u64);
-    assert_eq!(summary.rows_total, summary.rows_valid + summary.rows_invalid);
+    assert_eq!(
+        summary.rows_total,
+        summary.rows_valid + summary.rows_invalid
+    );
     Ok(Outcome {
         choices,
         batch_sizes,
@@ -144,7 +155,11 @@ fn micros(times: &[&str]) -> ArrayRef {
 fn assert_schema_error(error: &ImportError, path: &Path, expected_column: &str) {
     let message = error.to_string();
     match error {
-        ImportError::Schema { path: in_error, column, .. } => {
+        ImportError::Schema {
+            path: in_error,
+            column,
+            ..
+        } => {
             assert_eq!(in_error, path);
             assert_eq!(column, expected_column, "{message}");
         }
@@ -166,8 +181,18 @@ mod parquet_files {
             vec![
                 ("note", strings(&[Some("x"), None, Some("z")])),
                 ("source", strings(&[Some("web"), None, Some("gpc")])),
-                ("member_id", Arc::new(UInt64Array::from(vec![ID_2_32_PLUS_1, u64::MAX, 0]))),
-                ("purpose", strings(&[Some("ai_training"), Some("ai_personalization"), Some("ai_training")])),
+                (
+                    "member_id",
+                    Arc::new(UInt64Array::from(vec![ID_2_32_PLUS_1, u64::MAX, 0])),
+                ),
+                (
+                    "purpose",
+                    strings(&[
+                        Some("ai_training"),
+                        Some("ai_personalization"),
+                        Some("ai_training"),
+                    ]),
+                ),
                 ("allowed", booleans(&[Some(false), Some(true), Some(false)])),
                 (
                     "at",
@@ -183,9 +208,30 @@ mod parquet_files {
         assert_eq!(
             outcome.choices,
             [
-                choice(ID_2_32_PLUS_1, "ai_training", false, "2024-05-01T10:00:00.123456Z", Source::Web, 1),
-                choice(u64::MAX, "ai_personalization", true, "1969-12-31T23:59:59.999999Z", Source::Import, 2),
-                choice(0, "ai_training", false, "2024-05-01T10:00:00Z", Source::Gpc, 3),
+                choice(
+                    ID_2_32_PLUS_1,
+                    "ai_training",
+                    false,
+                    "2024-05-01T10:00:00.123456Z",
+                    Source::Web,
+                    1
+                ),
+                choice(
+                    u64::MAX,
+                    "ai_personalization",
+                    true,
+                    "1969-12-31T23:59:59.999999Z",
+                    Source::Import,
+                    2
+                ),
+                choice(
+                    0,
+                    "ai_training",
+                    false,
+                    "2024-05-01T10:00:00Z",
+                    Source::Gpc,
+                    3
+                ),
             ]
         );
         assert_eq!(outcome.batch_sizes, [2, 1]);
@@ -206,7 +252,10 @@ mod parquet_files {
             ),
             (
                 "ms",
-                Arc::new(TimestampMillisecondArray::from(vec![base / 1_000 + 5, -1]).with_timezone("+02:00")),
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![base / 1_000 + 5, -1])
+                        .with_timezone("+02:00"),
+                ),
                 vec![base + 5_000, -1_000],
             ),
             (
@@ -216,7 +265,10 @@ mod parquet_files {
             ),
             (
                 "ns",
-                Arc::new(TimestampNanosecondArray::from(vec![(base + 9) * 1_000, -1_000]).with_timezone_utc()),
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![(base + 9) * 1_000, -1_000])
+                        .with_timezone_utc(),
+                ),
                 vec![base + 9, -1],
             ),
         ];
@@ -226,7 +278,10 @@ mod parquet_files {
                 &format!("{unit}.parquet"),
                 vec![
                     ("member_id", Arc::new(UInt64Array::from(vec![1, 2]))),
-                    ("purpose", strings(&[Some("ai_training"), Some("ai_training")])),
+                    (
+                        "purpose",
+                        strings(&[Some("ai_training"), Some("ai_training")]),
+                    ),
                     ("allowed", booleans(&[Some(true), Some(false)])),
                     ("at", array),
                 ],
@@ -241,9 +296,18 @@ mod parquet_files {
             "ns-fraction.parquet",
             vec![
                 ("member_id", Arc::new(UInt64Array::from(vec![1, 2]))),
-                ("purpose", strings(&[Some("ai_training"), Some("ai_training")])),
+                (
+                    "purpose",
+                    strings(&[Some("ai_training"), Some("ai_training")]),
+                ),
                 ("allowed", booleans(&[Some(true), Some(false)])),
-                ("at", Arc::new(TimestampNanosecondArray::from(vec![base * 1_000 + 1, base * 1_000]))),
+                (
+                    "at",
+                    Arc::new(TimestampNanosecondArray::from(vec![
+                        base * 1_000 + 1,
+                        base * 1_000,
+                    ])),
+                ),
             ],
         );
         let outcome = read(&path).unwrap();
@@ -261,7 +325,16 @@ mod parquet_files {
             vec![
                 (
                     "member_id",
-                    Arc::new(Int64Array::from(vec![Some(1), None, Some(-3), Some(4), Some(5), Some(6), Some(7), Some(8)])),
+                    Arc::new(Int64Array::from(vec![
+                        Some(1),
+                        None,
+                        Some(-3),
+                        Some(4),
+                        Some(5),
+                        Some(6),
+                        Some(7),
+                        Some(8),
+                    ])),
                 ),
                 (
                     "purpose",
@@ -278,15 +351,42 @@ mod parquet_files {
                 ),
                 (
                     "allowed",
-                    booleans(&[Some(true), Some(true), Some(true), Some(true), None, Some(true), Some(true), Some(true)]),
+                    booleans(&[
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                        None,
+                        Some(true),
+                        Some(true),
+                        Some(true),
+                    ]),
                 ),
                 (
                     "at",
-                    strings(&[Some(time), Some(time), Some(time), Some(time), Some(time), Some("yesterday"), Some(time), Some(time)]),
+                    strings(&[
+                        Some(time),
+                        Some(time),
+                        Some(time),
+                        Some(time),
+                        Some(time),
+                        Some("yesterday"),
+                        Some(time),
+                        Some(time),
+                    ]),
                 ),
                 (
                     "source",
-                    strings(&[None, None, None, None, None, None, Some("fax"), Some("admin")]),
+                    strings(&[
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some("fax"),
+                        Some("admin"),
+                    ]),
                 ),
             ],
         );
@@ -305,12 +405,18 @@ mod parquet_files {
         let reasons: Vec<&str> = outcome.invalid.iter().map(|i| i.reason.as_str()).collect();
         assert!(reasons[0].contains("missing"), "{reasons:?}");
         assert!(reasons[1].contains("negative"), "{reasons:?}");
-        assert!(reasons[2].contains("unknown purpose \"ads\""), "{reasons:?}");
+        assert!(
+            reasons[2].contains("unknown purpose \"ads\""),
+            "{reasons:?}"
+        );
         assert!(reasons[4].contains("yesterday"), "{reasons:?}");
         assert!(reasons[5].contains("fax"), "{reasons:?}");
         assert_eq!(
             outcome.invalid[1].to_string(),
-            format!("{}: row 3: column member_id: negative member id -3", path.display())
+            format!(
+                "{}: row 3: column member_id: negative member id -3",
+                path.display()
+            )
         );
         assert_eq!(
             outcome.choices,
@@ -329,9 +435,15 @@ mod parquet_files {
             "int32.parquet",
             vec![
                 ("member_id", Arc::new(Int32Array::from(vec![i32::MAX, -1]))),
-                ("purpose", strings(&[Some("ai_training"), Some("ai_training")])),
+                (
+                    "purpose",
+                    strings(&[Some("ai_training"), Some("ai_training")]),
+                ),
                 ("allowed", booleans(&[Some(true), Some(true)])),
-                ("at", micros(&["2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"])),
+                (
+                    "at",
+                    micros(&["2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"]),
+                ),
             ],
         );
         let outcome = read(&path).unwrap();
@@ -356,15 +468,46 @@ mod parquet_files {
                 ("allowed", booleans(&[Some(true), Some(false)])),
                 (
                     "at",
-                    Arc::new(LargeStringArray::from(vec!["2024-05-01T12:00:00.5+02:00", "2024-05-01T10:00:00Z"])),
+                    Arc::new(LargeStringArray::from(vec![
+                        "2024-05-01T12:00:00.5+02:00",
+                        "2024-05-01T10:00:00Z",
+                    ])),
                 ),
-                ("source", Arc::new(StringViewArray::from(vec![Some("mobile"), None]))),
+                (
+                    "source",
+                    Arc::new(StringViewArray::from(vec![Some("mobile"), None])),
+                ),
             ],
+        );
+        let stored = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .schema()
+            .clone();
+        let types: Vec<String> = stored
+            .fields()
+            .iter()
+            .map(|f| f.data_type().to_string())
+            .collect();
+        assert_eq!(
+            types[1..],
+            [
+                "Dictionary(Int32, Utf8)",
+                "Boolean",
+                "LargeUtf8",
+                "Utf8View"
+            ][..]
         );
         let outcome = read(&path).unwrap();
         assert_eq!(
             outcome.choices,
-            [choice(1, "ai_training", true, "2024-05-01T10:00:00.5Z", Source::Mobile, 1)]
+            [choice(
+                1,
+                "ai_training",
+                true,
+                "2024-05-01T10:00:00.5Z",
+                Source::Mobile,
+                1
+            )]
         );
         assert_eq!(outcome.invalid_cells(), [(2, Some("purpose"))]);
     }
@@ -483,14 +626,23 @@ mod parquet_files {
             ("truncated.parquet", bytes[..bytes.len() / 2].to_vec()),
             ("footer-cut.parquet", bytes[..bytes.len() - 1].to_vec()),
             ("zero-bytes.parquet", Vec::new()),
-            ("text.parquet", b"member_id,purpose\n1,ai_training\n".to_vec()),
+            (
+                "text.parquet",
+                b"member_id,purpose\n1,ai_training\n".to_vec(),
+            ),
         ];
         for (name, contents) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, contents).unwrap();
             let error = read(&path).unwrap_err();
-            assert!(matches!(error, ImportError::Corrupt { .. }), "{name}: {error:?}");
-            assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+            assert!(
+                matches!(error, ImportError::Corrupt { .. }),
+                "{name}: {error:?}"
+            );
+            assert!(
+                error.to_string().contains(&path.display().to_string()),
+                "{error}"
+            );
         }
     }
 
@@ -519,7 +671,11 @@ mod parquet_files {
             Field::new("member_id", DataType::UInt64, false),
             Field::new("purpose", DataType::Utf8, false),
             Field::new("allowed", DataType::Boolean, false),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("source", DataType::Utf8, true),
         ]);
         let batch = RecordBatch::try_new(
@@ -529,8 +685,10 @@ mod parquet_files {
                 strings(&[Some("ai_training")]),
                 booleans(&[Some(false)]),
                 Arc::new(
-                    TimestampMicrosecondArray::from(vec![at("2024-05-01T10:00:00.000001Z").as_micros()])
-                        .with_timezone("UTC"),
+                    TimestampMicrosecondArray::from(vec![
+                        at("2024-05-01T10:00:00.000001Z").as_micros()
+                    ])
+                    .with_timezone("UTC"),
                 ),
                 strings(&[Some("api")]),
             ],
@@ -539,13 +697,21 @@ mod parquet_files {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("export.parquet");
         let mut writer =
-            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None)
+                .unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         let outcome = read(&path).unwrap();
         assert_eq!(
             outcome.choices,
-            [choice(42, "ai_training", false, "2024-05-01T10:00:00.000001Z", Source::Api, 1)]
+            [choice(
+                42,
+                "ai_training",
+                false,
+                "2024-05-01T10:00:00.000001Z",
+                Source::Api,
+                1
+            )]
         );
     }
 }
@@ -568,9 +734,30 @@ mod csv_files {
         assert_eq!(
             outcome.choices,
             [
-                choice(ID_2_32_PLUS_1, "ai_training", true, "2024-05-01T10:00:00.123456Z", Source::Web, 1),
-                choice(u64::MAX, "ai_personalization", false, "2024-05-01T10:00:00.000001Z", Source::Import, 2),
-                choice(7, "ai_training", true, "2024-05-01T10:00:00Z", Source::Gpc, 3),
+                choice(
+                    ID_2_32_PLUS_1,
+                    "ai_training",
+                    true,
+                    "2024-05-01T10:00:00.123456Z",
+                    Source::Web,
+                    1
+                ),
+                choice(
+                    u64::MAX,
+                    "ai_personalization",
+                    false,
+                    "2024-05-01T10:00:00.000001Z",
+                    Source::Import,
+                    2
+                ),
+                choice(
+                    7,
+                    "ai_training",
+                    true,
+                    "2024-05-01T10:00:00Z",
+                    Source::Gpc,
+                    3
+                ),
             ]
         );
         assert_eq!(outcome.batch_sizes, [2, 1]);
@@ -615,8 +802,16 @@ mod csv_files {
                 (12, Some("at")),
             ]
         );
-        assert!(outcome.invalid[2].reason.contains("negative"), "{:?}", outcome.invalid[2]);
-        assert!(outcome.invalid[10].reason.contains("3 fields"), "{:?}", outcome.invalid[10]);
+        assert!(
+            outcome.invalid[2].reason.contains("negative"),
+            "{:?}",
+            outcome.invalid[2]
+        );
+        assert!(
+            outcome.invalid[10].reason.contains("3 fields"),
+            "{:?}",
+            outcome.invalid[10]
+        );
         assert_eq!(outcome.rows(), [1, 13]);
         assert_eq!(outcome.choices[1].source, Source::Api);
     }
@@ -624,7 +819,11 @@ mod csv_files {
     #[test]
     fn missing_or_repeated_columns_are_schema_errors_naming_file_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_text(dir.path(), "no-at.csv", "member_id,purpose,allowed\n1,ai_training,true\n");
+        let path = write_text(
+            dir.path(),
+            "no-at.csv",
+            "member_id,purpose,allowed\n1,ai_training,true\n",
+        );
         assert_schema_error(&read(&path).unwrap_err(), &path, "at");
 
         let path = write_text(
@@ -638,7 +837,10 @@ mod csv_files {
     #[test]
     fn empty_file_and_header_only_give_zero_rows() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, contents) in [("empty.csv", ""), ("header.csv", "member_id,purpose,allowed,at\n")] {
+        for (name, contents) in [
+            ("empty.csv", ""),
+            ("header.csv", "member_id,purpose,allowed,at\n"),
+        ] {
             let path = write_text(dir.path(), name, contents);
             let outcome = read(&path).unwrap();
             assert_eq!(outcome.summary, ReadSummary::default(), "{name}");
@@ -682,9 +884,30 @@ mod json_lines_files {
         assert_eq!(
             outcome.choices,
             [
-                choice(ID_2_32_PLUS_1, "ai_training", true, "2024-05-01T10:00:00.123456Z", Source::Web, 1),
-                choice(u64::MAX, "ai_personalization", false, "2024-05-01T10:00:00.000001Z", Source::Import, 3),
-                choice(u64::MAX, "ai_training", false, "2024-05-01T10:00:00Z", Source::Import, 4),
+                choice(
+                    ID_2_32_PLUS_1,
+                    "ai_training",
+                    true,
+                    "2024-05-01T10:00:00.123456Z",
+                    Source::Web,
+                    1
+                ),
+                choice(
+                    u64::MAX,
+                    "ai_personalization",
+                    false,
+                    "2024-05-01T10:00:00.000001Z",
+                    Source::Import,
+                    3
+                ),
+                choice(
+                    u64::MAX,
+                    "ai_training",
+                    false,
+                    "2024-05-01T10:00:00Z",
+                    Source::Import,
+                    4
+                ),
             ]
         );
         assert_eq!(outcome.batch_sizes, [2, 1]);
@@ -731,9 +954,20 @@ mod json_lines_files {
                 (14, Some("source")),
             ]
         );
-        assert!(outcome.invalid[0].reason.starts_with("malformed JSON"), "{:?}", outcome.invalid[0]);
-        assert_eq!(outcome.invalid[0].to_string(), format!("{}: row 2: {}", path.display(), outcome.invalid[0].reason));
-        assert!(outcome.invalid[4].reason.contains("negative member id -6"), "{:?}", outcome.invalid[4]);
+        assert!(
+            outcome.invalid[0].reason.starts_with("malformed JSON"),
+            "{:?}",
+            outcome.invalid[0]
+        );
+        assert_eq!(
+            outcome.invalid[0].to_string(),
+            format!("{}: row 2: {}", path.display(), outcome.invalid[0].reason)
+        );
+        assert!(
+            outcome.invalid[4].reason.contains("negative member id -6"),
+            "{:?}",
+            outcome.invalid[4]
+        );
         assert_eq!(outcome.rows(), [1, 15]);
         assert_eq!(outcome.choices[1].source, Source::Admin);
     }
@@ -743,7 +977,11 @@ mod json_lines_files {
         let dir = tempfile::tempdir().unwrap();
         for (name, contents) in [("empty.jsonl", ""), ("blank.jsonl", "\n  \n\r\n")] {
             let path = write_text(dir.path(), name, contents);
-            assert_eq!(read(&path).unwrap().summary, ReadSummary::default(), "{name}");
+            assert_eq!(
+                read(&path).unwrap().summary,
+                ReadSummary::default(),
+                "{name}"
+            );
         }
     }
 }
@@ -775,7 +1013,10 @@ mod reading {
             },
             |_| {},
         );
-        assert!(matches!(result, Err(ReadError::Callback("ledger is full"))), "{result:?}");
+        assert!(
+            matches!(result, Err(ReadError::Callback("ledger is full"))),
+            "{result:?}"
+        );
         assert_eq!(batches, 1);
     }
 
@@ -784,11 +1025,17 @@ mod reading {
         let dir = tempfile::tempdir().unwrap();
         let path = small_csv(dir.path(), 5);
         let mut invalid = Vec::new();
-        let summary =
-            validate_choices(&path, Format::Csv, &BTreeSet::new(), |row| invalid.push(row)).unwrap();
+        let summary = validate_choices(&path, Format::Csv, &BTreeSet::new(), |row| {
+            invalid.push(row)
+        })
+        .unwrap();
         assert_eq!(summary.rows_total, 5);
         assert_eq!(summary.rows_invalid, 5);
-        assert!(invalid[0].reason.contains("known purposes are none"), "{:?}", invalid[0]);
+        assert!(
+            invalid[0].reason.contains("known purposes are none"),
+            "{:?}",
+            invalid[0]
+        );
     }
 
     #[test]
@@ -806,7 +1053,10 @@ mod reading {
             let path = dir.path().join(format!("absent.{format}"));
             let error = read_with(&path, format, 10).unwrap_err();
             assert!(matches!(error, ImportError::Io { .. }), "{error:?}");
-            assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+            assert!(
+                error.to_string().contains(&path.display().to_string()),
+                "{error}"
+            );
         }
     }
 }

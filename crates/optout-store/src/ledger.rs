@@ -21,7 +21,7 @@ pub enum ChoiceTime {
 /// An event to append.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum NewEvent {
-    /// A choice; `choice.at` is replaced by the commit time when `time` is `Now`.
+    /// A choice; its `at` is set from `time` (`choice.at` is ignored).
     Choice {
         choice: ChoiceRecord,
         time: ChoiceTime,

@@ -291,6 +291,7 @@ impl PendingBatch {
             let recorded_at = state.last_recorded_at.map_or(now, |last| last.max(now));
             let body = match new {
                 NewEvent::Choice { choice, time } => {
+                    validate_notice_fields(choice)?;
                     if let Some(key) = &choice.idempotency_key {
                         validate_idempotency_key(key)?;
                         let map_key = (choice.member, key.clone());
@@ -311,9 +312,10 @@ impl PendingBatch {
                         }
                     }
                     let mut choice = choice.clone();
-                    if *time == ChoiceTime::Now {
-                        choice.at = recorded_at;
-                    }
+                    choice.at = match time {
+                        ChoiceTime::Now => recorded_at,
+                        ChoiceTime::At(at) => *at,
+                    };
                     EventBody::Choice(choice)
                 }
                 NewEvent::Policy(record) => {
@@ -365,6 +367,29 @@ impl PendingBatch {
         Ok(appended)
     }
 }
+
+/// Notice version and language come from policy files or callers: bounded, printable.
+fn validate_notice_fields(choice: &optout_core::ChoiceRecord) -> Result<(), StoreError> {
+    for (what, value) in [
+        ("notice version", &choice.notice_version),
+        ("notice language", &choice.notice_language),
+    ] {
+        if let Some(value) = value {
+            if value.is_empty()
+                || value.len() > NOTICE_FIELD_BYTES_MAX
+                || value.chars().any(char::is_control)
+            {
+                return Err(StoreError::Rejected(format!(
+                    "invalid {what}: expected 1-{NOTICE_FIELD_BYTES_MAX} bytes without control characters"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Longest notice version or language recorded with a choice.
+pub const NOTICE_FIELD_BYTES_MAX: usize = 256;
 
 /// A replayed idempotency key must carry the same choice.
 fn check_same_choice(

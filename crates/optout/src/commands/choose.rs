@@ -12,7 +12,7 @@ use optout_core::{ChoiceRecord, Jurisdiction, MemberId, PolicyHistory, Purpose, 
 use optout_store::{policy_history, ChoiceTime, Ledger, NewEvent};
 
 use crate::cli::{ChooseArgs, Decision};
-use crate::commands::{known_purpose, parse_member, print_json};
+use crate::commands::{known_purpose, open_data_dir, parse_member, print_json};
 use crate::data_dir::{DataDir, Opened};
 use crate::exit::{CliResult, Context};
 
@@ -29,7 +29,7 @@ pub fn run(data_dir: &DataDir, args: &ChooseArgs) -> CliResult {
         .map(Jurisdiction::parse)
         .transpose()
         .context_bad_input("--jurisdiction")?;
-    let opened = data_dir.open()?;
+    let opened = open_data_dir(data_dir)?;
     let policies = policy_history(&opened.ledger)?;
     let purpose = known_purpose(&policies, &args.purpose)?;
     let template = ChoiceRecord {

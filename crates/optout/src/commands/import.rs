@@ -17,7 +17,7 @@ use optout_store::{policy_history, ChoiceTime, Ledger, NewEvent, StoreError};
 use serde_json::json;
 
 use crate::cli::{ImportArgs, ImportFormat};
-use crate::commands::print_json;
+use crate::commands::{open_data_dir, print_json};
 use crate::data_dir::DataDir;
 use crate::exit::{bad_input, CliError, CliResult};
 use crate::progress;
@@ -33,7 +33,7 @@ pub fn run(data_dir: &DataDir, args: &ImportArgs, quiet: bool) -> CliResult {
         .iter()
         .map(|path| Ok((path.clone(), file_format(path, args.format)?)))
         .collect::<CliResult<Vec<(PathBuf, Format)>>>()?;
-    let opened = data_dir.open()?;
+    let opened = open_data_dir(data_dir)?;
     let policies = policy_history(&opened.ledger)?;
     let known: BTreeSet<Purpose> = policies
         .versions()

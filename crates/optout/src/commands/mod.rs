@@ -15,7 +15,7 @@ use optout_core::{MemberId, PolicyHistory, PublicKey, Purpose};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, LedgerCommand, PolicyCommand, ReceiptCommand};
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, Opened};
 use crate::exit::{bad_input, CliResult, Context};
 
 pub fn dispatch(cli: Cli) -> CliResult {
@@ -52,6 +52,18 @@ pub fn print_json_pretty(value: &impl Serialize) -> CliResult {
     Ok(())
 }
 
+/// Opens the data directory; a directory that was never initialized is bad usage (exit 2).
+pub fn open_data_dir(data_dir: &DataDir) -> CliResult<Opened> {
+    if !data_dir.is_initialized() {
+        return Err(bad_input(anyhow::anyhow!(
+            "{} is not an optout data directory; create one with `optout --data-dir {} init`",
+            data_dir.path().display(),
+            data_dir.path().display()
+        )));
+    }
+    Ok(data_dir.open()?)
+}
+
 pub fn parse_member(text: &str) -> CliResult<MemberId> {
     text.parse::<MemberId>().context_bad_input("MEMBER")
 }
@@ -70,7 +82,7 @@ pub fn known_purpose(policies: &PolicyHistory, name: &str) -> CliResult<Purpose>
             .flat_map(|version| version.purposes.keys().map(|p| p.to_string()))
             .collect();
         return Err(bad_input(anyhow::anyhow!(
-            "unknown purpose {purpose:?}: the policy defines {}",
+            "unknown purpose \"{purpose}\": the policy defines {}",
             known.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }

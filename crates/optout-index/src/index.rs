@@ -1,0 +1,354 @@
+//! `ConsentIndex`: the live index over a ledger.
+//!
+//! Per purpose it keeps each member's latest explicit choice (by time, then ledger
+//! position) in an [`ExplicitSet`], and the newest choice time seen. A check at or after
+//! that time is a bitmap lookup plus a [`DecisionTable`] read. A check at an earlier time
+//! for a member who has choices reads that member's history from the ledger (exact, and
+//! rare for online checks); batch checks at past cutoffs go through a [`Snapshot`].
+//!
+//! The index is built from the ledger at start (one lean scan, sorted per member) and kept
+//! current by applying events after its position in order: the same path a node will use
+//! to tail a shared PostgreSQL ledger written by others.
+
+use std::collections::HashMap;
+
+use optout_core::consent::latest_choice_at;
+use optout_core::policy::PolicyDocument;
+use optout_core::{
+    EventBody, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, Purpose, SealedEvent,
+    Timestamp,
+};
+use optout_store::{Ledger, StoreError};
+
+use crate::decision_table::{Basis, DecisionTable, ExplicitState};
+use crate::explicit::ExplicitSet;
+use crate::snapshot::{latest_per_member, Snapshot};
+
+/// Events read per call while catching up.
+const CATCH_UP_PAGE_EVENTS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event at position {found} applied where position {expected} was due: the index must see every event in order")]
+    OutOfOrder {
+        expected: LedgerPosition,
+        found: LedgerPosition,
+    },
+    #[error("policy at ledger position {position} is invalid: {problem}")]
+    Policy {
+        position: LedgerPosition,
+        problem: String,
+    },
+    #[error("{members} member ids but {jurisdictions} jurisdictions: a batch needs one jurisdiction (or none) per id")]
+    BatchShape {
+        members: usize,
+        jurisdictions: usize,
+    },
+    #[error("position {requested} is beyond the ledger head {head}")]
+    PositionBeyondHead {
+        requested: LedgerPosition,
+        head: LedgerPosition,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct PurposeState {
+    explicit: ExplicitSet,
+    /// The newest `at` of any applied choice; `None` before the first.
+    newest_at: Option<Timestamp>,
+}
+
+/// An answer from the index.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Check {
+    pub allowed: bool,
+    pub basis: Basis,
+}
+
+#[derive(Debug, Default)]
+pub struct ConsentIndex {
+    policies: PolicyHistory,
+    purposes: HashMap<Purpose, PurposeState>,
+    applied: LedgerPosition,
+}
+
+impl ConsentIndex {
+    /// Builds the index from every event in the ledger up to its current head.
+    pub fn build(ledger: &dyn Ledger) -> Result<Self, IndexError> {
+        let up_to = ledger
+            .head()?
+            .map_or(LedgerPosition(0), |head| head.position);
+        let policies = policies_up_to(ledger, up_to)?;
+        let mut by_purpose: HashMap<Purpose, Vec<(u64, i64, u64, bool)>> = HashMap::new();
+        ledger.scan_choices(up_to, &mut |facts| {
+            let entry = match by_purpose.get_mut(facts.purpose) {
+                Some(entry) => entry,
+                None => by_purpose.entry(facts.purpose.clone()).or_default(),
+            };
+            entry.push((
+                facts.member.get(),
+                facts.at.as_micros(),
+                facts.position.get(),
+                facts.allowed,
+            ));
+        })?;
+        let purposes = by_purpose
+            .into_iter()
+            .map(|(purpose, choices)| {
+                let newest_at = choices
+                    .iter()
+                    .map(|choice| choice.1)
+                    .max()
+                    .map(Timestamp::from_micros);
+                let explicit = latest_per_member(choices);
+                (
+                    purpose,
+                    PurposeState {
+                        explicit,
+                        newest_at,
+                    },
+                )
+            })
+            .collect();
+        Ok(ConsentIndex {
+            policies,
+            purposes,
+            applied: up_to,
+        })
+    }
+
+    /// The last ledger position reflected in the index.
+    pub fn applied_position(&self) -> LedgerPosition {
+        self.applied
+    }
+
+    pub fn policies(&self) -> &PolicyHistory {
+        &self.policies
+    }
+
+    /// Applies every event appended since the index's position; returns how many.
+    pub fn catch_up(&mut self, ledger: &dyn Ledger) -> Result<u64, IndexError> {
+        let mut applied = 0u64;
+        loop {
+            let page = ledger.read_range(self.applied.next(), CATCH_UP_PAGE_EVENTS)?;
+            if page.is_empty() {
+                return Ok(applied);
+            }
+            for event in &page {
+                self.apply(event, ledger)?;
+                applied += 1;
+            }
+        }
+    }
+
+    /// Applies the next event of the ledger. `ledger` is consulted only when a backdated
+    /// choice arrives for a member who already has choices.
+    pub fn apply(&mut self, sealed: &SealedEvent, ledger: &dyn Ledger) -> Result<(), IndexError> {
+        let expected = self.applied.next();
+        if sealed.position() != expected {
+            return Err(IndexError::OutOfOrder {
+                expected,
+                found: sealed.position(),
+            });
+        }
+        match &sealed.event.body {
+            EventBody::Policy(record) => {
+                let document =
+                    PolicyDocument::parse(&record.document, "ledger").map_err(|error| {
+                        IndexError::Policy {
+                            position: sealed.position(),
+                            problem: error.to_string(),
+                        }
+                    })?;
+                self.policies
+                    .push(document)
+                    .map_err(|error| IndexError::Policy {
+                        position: sealed.position(),
+                        problem: error.to_string(),
+                    })?;
+            }
+            EventBody::Choice(choice) => {
+                let state = self.purposes.entry(choice.purpose.clone()).or_default();
+                let prior = state.explicit.get(choice.member);
+                let newest = state.newest_at.is_none_or(|newest| choice.at >= newest);
+                if prior.is_none() || newest {
+                    // Nothing earlier for this member, or later than every applied choice
+                    // (an equal time loses to this higher position): it is the latest.
+                    state.explicit.set(choice.member, choice.allowed);
+                } else {
+                    // A backdated choice for a member with history: recompute from the
+                    // member's events up to this one.
+                    let history: Vec<_> = ledger
+                        .member_choices(choice.member, &choice.purpose)?
+                        .iter()
+                        .filter(|stored| stored.position <= sealed.position())
+                        .map(|stored| stored.explicit())
+                        .collect();
+                    match latest_choice_at(&history, Timestamp::MAX) {
+                        Some(latest) => state.explicit.set(choice.member, latest.allowed),
+                        None => state.explicit.set(choice.member, choice.allowed),
+                    }
+                }
+                state.newest_at = Some(
+                    state
+                        .newest_at
+                        .map_or(choice.at, |newest| newest.max(choice.at)),
+                );
+            }
+        }
+        self.applied = expected;
+        Ok(())
+    }
+
+    /// The rule resolved for a purpose at a time, over the index's policy history.
+    pub fn decision_table(&self, purpose: &Purpose, at: Timestamp) -> DecisionTable {
+        DecisionTable::new(&self.policies, purpose, at)
+    }
+
+    /// Whether checks for `purpose` at `at` can be answered from the bitmaps alone.
+    pub fn is_current_at(&self, purpose: &Purpose, at: Timestamp) -> bool {
+        self.purposes
+            .get(purpose)
+            .and_then(|state| state.newest_at)
+            .is_none_or(|newest| at >= newest)
+    }
+
+    /// May `member`'s data be used for `purpose` as of `at`?
+    pub fn check(
+        &self,
+        member: MemberId,
+        jurisdiction: Option<Jurisdiction>,
+        purpose: &Purpose,
+        at: Timestamp,
+        ledger: &dyn Ledger,
+    ) -> Result<Check, IndexError> {
+        let explicit = self.explicit_at(member, purpose, at, ledger)?;
+        let table = self.decision_table(purpose, at);
+        let state = ExplicitState::from(explicit);
+        Ok(Check {
+            allowed: table.allowed(jurisdiction, state),
+            basis: table.basis(jurisdiction, state),
+        })
+    }
+
+    /// The member's latest explicit choice at or before `at`, as of the applied position.
+    pub fn explicit_at(
+        &self,
+        member: MemberId,
+        purpose: &Purpose,
+        at: Timestamp,
+        ledger: &dyn Ledger,
+    ) -> Result<Option<bool>, IndexError> {
+        let Some(state) = self.purposes.get(purpose) else {
+            return Ok(None);
+        };
+        let current = state.explicit.get(member);
+        if current.is_none() || self.is_current_at(purpose, at) {
+            return Ok(current);
+        }
+        let history: Vec<_> = ledger
+            .member_choices(member, purpose)?
+            .iter()
+            .filter(|stored| stored.position <= self.applied)
+            .map(|stored| stored.explicit())
+            .collect();
+        Ok(latest_choice_at(&history, at).map(|choice| choice.allowed))
+    }
+
+    /// Checks many members at once; bit `i` of the result is member `i`'s answer.
+    /// `jurisdictions` is empty (all unknown) or one per member. At a past time with
+    /// choices after it, this takes a snapshot first.
+    pub fn check_batch(
+        &self,
+        purpose: &Purpose,
+        at: Timestamp,
+        members: &[MemberId],
+        jurisdictions: &[Option<Jurisdiction>],
+        ledger: &dyn Ledger,
+    ) -> Result<Vec<u64>, IndexError> {
+        let table = self.decision_table(purpose, at);
+        if self.is_current_at(purpose, at) {
+            let empty = ExplicitSet::new();
+            let explicit = self
+                .purposes
+                .get(purpose)
+                .map_or(&empty, |state| &state.explicit);
+            return check_batch_with(explicit, &table, members, jurisdictions);
+        }
+        let snapshot = Snapshot::build(ledger, purpose, at, Some(self.applied))?;
+        snapshot.check_batch(members, jurisdictions)
+    }
+
+    /// The explicit choices of a purpose as of the applied position (latest of each member).
+    pub fn explicit(&self, purpose: &Purpose) -> Option<&ExplicitSet> {
+        self.purposes.get(purpose).map(|state| &state.explicit)
+    }
+
+    /// Members with an explicit choice, over all purposes.
+    pub fn explicit_members(&self) -> u64 {
+        self.purposes
+            .values()
+            .map(|state| state.explicit.len())
+            .sum()
+    }
+
+    /// Bytes of all bitmaps (serialized size, close to their size in memory).
+    pub fn bitmap_bytes(&self) -> usize {
+        self.purposes
+            .values()
+            .map(|state| state.explicit.serialized_bytes())
+            .sum()
+    }
+}
+
+/// The batch check over an explicit set and a resolved rule.
+pub fn check_batch_with(
+    explicit: &ExplicitSet,
+    table: &DecisionTable,
+    members: &[MemberId],
+    jurisdictions: &[Option<Jurisdiction>],
+) -> Result<Vec<u64>, IndexError> {
+    if !jurisdictions.is_empty() && jurisdictions.len() != members.len() {
+        return Err(IndexError::BatchShape {
+            members: members.len(),
+            jurisdictions: jurisdictions.len(),
+        });
+    }
+    let mut words = vec![0u64; members.len().div_ceil(64)];
+    for (index, member) in members.iter().enumerate() {
+        let jurisdiction = jurisdictions.get(index).copied().flatten();
+        let state = ExplicitState::from(explicit.get(*member));
+        if table.allowed(jurisdiction, state) {
+            if let Some(word) = words.get_mut(index / 64) {
+                *word |= 1 << (index % 64);
+            }
+        }
+    }
+    Ok(words)
+}
+
+/// The policy versions recorded at or before `up_to`.
+pub(crate) fn policies_up_to(
+    ledger: &dyn Ledger,
+    up_to: LedgerPosition,
+) -> Result<PolicyHistory, IndexError> {
+    let mut history = PolicyHistory::new();
+    for (position, record) in ledger.policy_records()? {
+        if position > up_to {
+            break;
+        }
+        let document = PolicyDocument::parse(&record.document, "ledger").map_err(|error| {
+            IndexError::Policy {
+                position,
+                problem: error.to_string(),
+            }
+        })?;
+        history.push(document).map_err(|error| IndexError::Policy {
+            position,
+            problem: error.to_string(),
+        })?;
+    }
+    Ok(history)
+}

@@ -1,0 +1,22 @@
+//! The consent index: "may member M's data be used for purpose P as of T", answered from
+//! memory at bitmap speed, exactly as `optout_core::consent::decide` says.
+//!
+//! - [`ExplicitSet`]: each member's latest explicit choice, as two compressed bitmaps.
+//! - [`DecisionTable`]: the rule resolved for one (purpose, time): for each jurisdiction,
+//!   the answer with no choice, with an allow, with a deny. Built by calling the pure rule,
+//!   so the index cannot disagree with it.
+//! - [`ConsentIndex`]: the live index over a ledger, built at start and kept current by
+//!   applying events after its position; checks at or after its newest choice time are
+//!   pure bitmap lookups, earlier ones consult the member's history in the ledger.
+//! - [`Snapshot`]: effective explicit consent for (purpose, cutoff T, ledger position S),
+//!   deterministic forever, for batch checks at past cutoffs and for export.
+
+pub mod decision_table;
+pub mod explicit;
+pub mod index;
+pub mod snapshot;
+
+pub use decision_table::{Basis, DecisionTable};
+pub use explicit::ExplicitSet;
+pub use index::{ConsentIndex, IndexError};
+pub use snapshot::Snapshot;
