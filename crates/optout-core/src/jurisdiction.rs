@@ -53,6 +53,13 @@ impl Jurisdiction {
         }
     }
 
+    /// Every assigned code (and XK), in order.
+    pub fn assigned() -> impl Iterator<Item = Jurisdiction> {
+        ASSIGNED
+            .iter()
+            .filter_map(|code| Jurisdiction::parse(code).ok())
+    }
+
     /// Whether ISO 3166-1 assigns this code (or it is XK).
     pub fn is_assigned(self) -> bool {
         ASSIGNED.binary_search(&self.as_str()).is_ok()

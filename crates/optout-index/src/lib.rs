@@ -13,10 +13,12 @@
 
 pub mod decision_table;
 pub mod explicit;
+pub mod export;
 pub mod index;
 pub mod snapshot;
 
 pub use decision_table::{Basis, DecisionTable};
 pub use explicit::ExplicitSet;
+pub use export::{export_snapshot, ExportFormat, SnapshotManifest};
 pub use index::{ConsentIndex, IndexError};
 pub use snapshot::Snapshot;

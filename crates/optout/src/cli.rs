@@ -52,6 +52,9 @@ pub enum Command {
     /// Receipts.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Snapshots: effective explicit consent for (purpose, cutoff, ledger position).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Walk through the ledger on the embedded store in ./optout-demo.
     Demo(DemoArgs),
 }
@@ -159,6 +162,49 @@ pub enum ReceiptCommand {
         /// The ledger's public key (hex, or a file holding it, e.g. DIR/signing.pub).
         #[arg(long)]
         key: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotTarget {
+    #[arg(long)]
+    pub purpose: String,
+    /// The cutoff (RFC 3339): choices made after it do not count.
+    #[arg(long)]
+    pub cutoff: String,
+    /// The ledger position the snapshot is taken at (default: the head). The same
+    /// (purpose, cutoff, position) always gives the same snapshot.
+    #[arg(long)]
+    pub position: Option<u64>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotFormat {
+    Roaring,
+    Parquet,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Write the allowed and denied member sets and a signed snapshot.json to a directory.
+    Export {
+        #[command(flatten)]
+        target: SnapshotTarget,
+        #[arg(long, value_enum, default_value = "roaring")]
+        format: SnapshotFormat,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print a snapshot's counts (computed from the ledger, or read from an exported directory).
+    Show {
+        #[arg(long, conflicts_with_all = ["purpose", "cutoff", "position"])]
+        dir: Option<PathBuf>,
+        #[arg(long, required_unless_present = "dir")]
+        purpose: Option<String>,
+        #[arg(long, required_unless_present = "dir")]
+        cutoff: Option<String>,
+        #[arg(long)]
+        position: Option<u64>,
     },
 }
 

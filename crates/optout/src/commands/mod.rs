@@ -7,6 +7,7 @@ pub mod init;
 pub mod ledger;
 pub mod policy;
 pub mod receipt;
+pub mod snapshot;
 pub mod status;
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use std::path::Path;
 use optout_core::{MemberId, PolicyHistory, PublicKey, Purpose};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, LedgerCommand, PolicyCommand, ReceiptCommand};
+use crate::cli::{Cli, Command, LedgerCommand, PolicyCommand, ReceiptCommand, SnapshotCommand};
 use crate::data_dir::{DataDir, Opened};
 use crate::exit::{bad_input, CliResult, Context};
 
@@ -34,6 +35,17 @@ pub fn dispatch(cli: Cli) -> CliResult {
         Command::Receipt(ReceiptCommand::Verify { receipt, key }) => {
             receipt::verify(&receipt, &key)
         }
+        Command::Snapshot(SnapshotCommand::Export {
+            target,
+            format,
+            out,
+        }) => snapshot::export(&data_dir, &target, format, &out, quiet),
+        Command::Snapshot(SnapshotCommand::Show {
+            dir,
+            purpose,
+            cutoff,
+            position,
+        }) => snapshot::show(&data_dir, dir.as_deref(), purpose, cutoff, position),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }
