@@ -88,8 +88,10 @@ pub fn export(
     )
     .map_err(anyhow::Error::from)?;
     let mut summary = counts(&snapshot);
-    summary["out"] = json!(out);
-    summary["files"] = json!(manifest.files);
+    if let Some(object) = summary.as_object_mut() {
+        object.insert("out".into(), json!(out));
+        object.insert("files".into(), json!(manifest.files));
+    }
     print_json(&summary)
 }
 
