@@ -9,6 +9,8 @@ use rusqlite::Connection;
 use crate::backend;
 
 const SCHEMA_VERSION: i64 = 1;
+/// SQLite page cache per connection.
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)
@@ -23,6 +25,11 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         .map_err(backend)?;
     connection
         .pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    // A page cache large enough that a big import transaction does not spill pages to
+    // the WAL before commit (negative = KiB).
+    connection
+        .pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
         .map_err(backend)?;
     Ok(connection)
 }
