@@ -21,4 +21,4 @@ pub use decision_table::{Basis, DecisionTable};
 pub use explicit::ExplicitSet;
 pub use export::{export_snapshot, ExportFormat, SnapshotManifest};
 pub use index::{ConsentIndex, IndexError};
-pub use snapshot::Snapshot;
+pub use snapshot::{CheckpointUse, Snapshot, SnapshotSource};

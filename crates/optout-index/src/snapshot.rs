@@ -5,10 +5,14 @@
 //! the rule resolved at T. Events at positions <= S never change, so the same triple gives
 //! the same snapshot forever, whatever is appended later, including imports dated before T.
 
+use std::collections::BTreeSet;
+
+use optout_core::consent::latest_choice_at;
 use optout_core::{
     EventHash, Jurisdiction, LedgerPosition, MemberId, PolicyVersion, Purpose, Timestamp,
 };
-use optout_store::Ledger;
+use optout_store::{IndexCheckpoint, Ledger};
+use roaring::RoaringTreemap;
 
 use crate::decision_table::{DecisionTable, ExplicitState};
 use crate::explicit::ExplicitSet;
@@ -25,7 +29,34 @@ pub struct Snapshot {
     pub policy_version: Option<PolicyVersion>,
     pub explicit: ExplicitSet,
     pub table: DecisionTable,
+    /// How it was computed.
+    pub source: SnapshotSource,
 }
+
+/// Whether a snapshot may start from a stored index checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointUse {
+    IfStored,
+    Never,
+}
+
+/// Where a snapshot's explicit set came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// Every choice event up to the position was read.
+    FullScan { events: u64 },
+    /// A stored index checkpoint plus the events it did not reflect.
+    Checkpoint {
+        cutoff: Timestamp,
+        position: LedgerPosition,
+        events: u64,
+        backdated_members: u64,
+    },
+}
+
+/// Above this many members with choices backdated behind a checkpoint, re-reading each
+/// member's history costs more than a full scan.
+const BACKDATED_MEMBERS_MAX: usize = 10_000;
 
 impl Snapshot {
     /// Takes the snapshot of `purpose` at `cutoff` as recorded up to `position` (default:
@@ -35,6 +66,18 @@ impl Snapshot {
         purpose: &Purpose,
         cutoff: Timestamp,
         position: Option<LedgerPosition>,
+    ) -> Result<Snapshot, IndexError> {
+        Self::build_with(ledger, purpose, cutoff, position, CheckpointUse::IfStored)
+    }
+
+    /// [`Snapshot::build`], choosing whether stored checkpoints may be used (reading the
+    /// whole ledger instead is how checkpoints themselves are checked).
+    pub fn build_with(
+        ledger: &dyn Ledger,
+        purpose: &Purpose,
+        cutoff: Timestamp,
+        position: Option<LedgerPosition>,
+        checkpoints: CheckpointUse,
     ) -> Result<Snapshot, IndexError> {
         let head = ledger.head()?;
         let head_position = head.map_or(LedgerPosition(0), |head| head.position);
@@ -55,18 +98,14 @@ impl Snapshot {
                 .unwrap_or(EventHash::GENESIS)
         };
         let policies = policies_up_to(ledger, position)?;
-        let mut choices = Vec::new();
-        ledger.scan_choices(position, &mut |facts| {
-            if facts.purpose == purpose && facts.at <= cutoff {
-                choices.push((
-                    facts.member.get(),
-                    facts.at.as_micros(),
-                    facts.position.get(),
-                    facts.allowed,
-                ));
-            }
-        })?;
-        let explicit = latest_per_member(choices);
+        let stored = match checkpoints {
+            CheckpointUse::IfStored => from_checkpoint(ledger, purpose, cutoff, position)?,
+            CheckpointUse::Never => None,
+        };
+        let (explicit, source) = match stored {
+            Some(found) => found,
+            None => full_scan(ledger, purpose, cutoff, position)?,
+        };
         let table = DecisionTable::new(&policies, purpose, cutoff);
         Ok(Snapshot {
             purpose: purpose.clone(),
@@ -76,7 +115,30 @@ impl Snapshot {
             policy_version: policies.in_force_at(cutoff).map(|policy| policy.version),
             explicit,
             table,
+            source,
         })
+    }
+
+    /// Stores this snapshot as an index checkpoint, so later snapshots at or after its
+    /// cutoff and position start from it instead of reading the whole ledger.
+    pub fn save_checkpoint(&self, ledger: &dyn Ledger, now: Timestamp) -> Result<(), IndexError> {
+        let serialize = |bitmap: &RoaringTreemap| {
+            let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+            bitmap
+                .serialize_into(&mut bytes)
+                .map(|()| bytes)
+                .map_err(|error| optout_store::StoreError::Backend(error.to_string()))
+        };
+        ledger.save_index_checkpoint(&IndexCheckpoint {
+            purpose: self.purpose.clone(),
+            cutoff: self.cutoff,
+            position: self.position,
+            ledger_hash: self.head_hash,
+            allowed: serialize(self.explicit.allowed())?,
+            denied: serialize(self.explicit.denied())?,
+            created_at: now,
+        })?;
+        Ok(())
     }
 
     pub fn check(&self, member: MemberId, jurisdiction: Option<Jurisdiction>) -> bool {
@@ -92,6 +154,108 @@ impl Snapshot {
     ) -> Result<Vec<u64>, IndexError> {
         check_batch_with(&self.explicit, &self.table, members, jurisdictions)
     }
+}
+
+fn full_scan(
+    ledger: &dyn Ledger,
+    purpose: &Purpose,
+    cutoff: Timestamp,
+    position: LedgerPosition,
+) -> Result<(ExplicitSet, SnapshotSource), IndexError> {
+    let mut choices = Vec::new();
+    let mut events = 0u64;
+    ledger.scan_choices(position, &mut |facts| {
+        events += 1;
+        if facts.purpose == purpose && facts.at <= cutoff {
+            choices.push((
+                facts.member.get(),
+                facts.at.as_micros(),
+                facts.position.get(),
+                facts.allowed,
+            ));
+        }
+    })?;
+    Ok((
+        latest_per_member(choices),
+        SnapshotSource::FullScan { events },
+    ))
+}
+
+/// Starts from the best stored checkpoint, if one applies and still matches the ledger.
+fn from_checkpoint(
+    ledger: &dyn Ledger,
+    purpose: &Purpose,
+    cutoff: Timestamp,
+    position: LedgerPosition,
+) -> Result<Option<(ExplicitSet, SnapshotSource)>, IndexError> {
+    let Some(checkpoint) = ledger.find_index_checkpoint(purpose, cutoff, position)? else {
+        return Ok(None);
+    };
+    // A checkpoint of another ledger (or of a rewritten one) is ignored, not trusted.
+    let hash_now = ledger
+        .read_range(checkpoint.position, 1)?
+        .first()
+        .filter(|event| event.position() == checkpoint.position)
+        .map(|event| event.hash);
+    if hash_now != Some(checkpoint.ledger_hash) {
+        return Ok(None);
+    }
+    let (Ok(allowed), Ok(denied)) = (
+        RoaringTreemap::deserialize_from(checkpoint.allowed.as_slice()),
+        RoaringTreemap::deserialize_from(checkpoint.denied.as_slice()),
+    ) else {
+        return Ok(None);
+    };
+    let mut explicit = ExplicitSet::from_bitmaps(allowed, denied);
+    // Choices newer than the checkpoint's cutoff are later than anything it reflects;
+    // applied in (time, position) order, the last one of each member wins. Choices
+    // appended after it but dated at or before its cutoff may be older than what it holds
+    // for that member: those members are re-read in full.
+    let mut newer = Vec::new();
+    let mut backdated = BTreeSet::new();
+    ledger.scan_choices_since(
+        purpose,
+        checkpoint.cutoff,
+        checkpoint.position,
+        cutoff,
+        position,
+        &mut |facts| {
+            if facts.at > checkpoint.cutoff {
+                newer.push((facts.at, facts.position, facts.member, facts.allowed));
+            } else {
+                backdated.insert(facts.member);
+            }
+        },
+    )?;
+    if backdated.len() > BACKDATED_MEMBERS_MAX {
+        return Ok(None);
+    }
+    let events = newer.len() as u64;
+    newer.sort_unstable_by_key(|&(at, position, _, _)| (at, position));
+    for (_, _, member, allowed) in newer {
+        explicit.set(member, allowed);
+    }
+    for member in &backdated {
+        let history: Vec<_> = ledger
+            .member_choices(*member, purpose)?
+            .iter()
+            .filter(|choice| choice.position <= position)
+            .map(|choice| choice.explicit())
+            .collect();
+        match latest_choice_at(&history, cutoff) {
+            Some(latest) => explicit.set(*member, latest.allowed),
+            None => explicit.remove(*member),
+        }
+    }
+    Ok(Some((
+        explicit,
+        SnapshotSource::Checkpoint {
+            cutoff: checkpoint.cutoff,
+            position: checkpoint.position,
+            events,
+            backdated_members: backdated.len() as u64,
+        },
+    )))
 }
 
 /// Each member's latest choice from (member, at, position, allowed) tuples in any order.

@@ -12,7 +12,7 @@ use optout_core::{
     ChoiceRecord, Clock, Jurisdiction, LedgerPosition, ManualClock, MemberId, PolicyDocument,
     PolicyHistory, PolicyRecord, Purpose, Source, Timestamp,
 };
-use optout_index::{ConsentIndex, Snapshot};
+use optout_index::{CheckpointUse, ConsentIndex, Snapshot, SnapshotSource};
 use optout_sqlite::SqliteLedger;
 use optout_store::{ChoiceTime, Ledger, NewEvent};
 use proptest::prelude::*;
@@ -220,6 +220,44 @@ proptest! {
         prop_assert_eq!(&again.explicit, &first.explicit);
         prop_assert_eq!(again.head_hash, first.head_hash);
         prop_assert_eq!(again.policy_version, first.policy_version);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+    // A snapshot started from a stored checkpoint equals one read from the whole ledger,
+    // whatever was appended after the checkpoint (live choices, imports dated after it,
+    // and imports dated before its cutoff that may or may not be a member's latest).
+    #[test]
+    fn snapshot_from_checkpoint_equals_full_scan(
+        before in prop::collection::vec(choice_strategy(), 0..12),
+        after in prop::collection::vec(choice_strategy(), 0..12),
+        checkpoint_cutoff in prop::sample::select(times()),
+        cutoffs in prop::collection::vec(prop::sample::select(times()), 1..4),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(DEADLINE)));
+        let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite"), clock.clone()).unwrap();
+        ledger.append(vec![policy_event(optout_core::policy::DEFAULT_POLICY_TOML)]).unwrap();
+        if !before.is_empty() {
+            ledger.append(before.iter().map(to_event).collect()).unwrap();
+        }
+        let purpose = Purpose::new("ai_training").unwrap();
+        let checkpoint = Snapshot::build(&ledger, &purpose, Timestamp::from_micros(checkpoint_cutoff), None).unwrap();
+        checkpoint.save_checkpoint(&ledger, clock.now()).unwrap();
+        clock.advance_micros(DAY);
+        if !after.is_empty() {
+            ledger.append(after.iter().map(to_event).collect()).unwrap();
+        }
+        for cutoff in cutoffs.into_iter().chain([checkpoint_cutoff, i64::MAX]) {
+            let cutoff = Timestamp::from_micros(cutoff);
+            let full = Snapshot::build_with(&ledger, &purpose, cutoff, None, CheckpointUse::Never).unwrap();
+            let fast = Snapshot::build(&ledger, &purpose, cutoff, None).unwrap();
+            prop_assert_eq!(&fast.explicit, &full.explicit, "cutoff {} source {:?}", cutoff, fast.source);
+            let uses_checkpoint = matches!(fast.source, SnapshotSource::Checkpoint { .. });
+            prop_assert_eq!(uses_checkpoint, cutoff >= checkpoint.cutoff, "source {:?}", fast.source);
+        }
     }
 }
 

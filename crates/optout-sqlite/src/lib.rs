@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use optout_core::{ChainHead, Clock, LedgerPosition, MemberId, PolicyRecord, Purpose, SealedEvent};
 use optout_store::{
-    Appended, ChoiceAt, ChoiceFacts, CommitLog, GroupCommitWriter, Ledger, NewEvent, StoreError,
-    WriterLimits, WriterMetrics, WriterState,
+    Appended, ChoiceAt, ChoiceFacts, CommitLog, GroupCommitWriter, IndexCheckpoint, Ledger,
+    NewEvent, StoreError, WriterLimits, WriterMetrics, WriterState,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -215,6 +215,124 @@ impl Ledger for SqliteLedger {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn scan_choices_since(
+        &self,
+        purpose: &Purpose,
+        since_cutoff: optout_core::Timestamp,
+        since_position: LedgerPosition,
+        cutoff: optout_core::Timestamp,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(ChoiceFacts),
+    ) -> Result<(), StoreError> {
+        self.read(|connection| {
+            let since_position = rows::position_to_sql(since_position)?;
+            let up_to = rows::position_to_sql(up_to).unwrap_or(i64::MAX);
+            // Newer than the checkpoint's cutoff (by the time index), then appended after
+            // its position with an older time (backdated, by position range).
+            let queries = [
+                (
+                    "SELECT position, member, allowed, at_us FROM events INDEXED BY events_choices_by_time \
+                     WHERE kind = 'choice' AND purpose = ?1 AND at_us > ?2 AND at_us <= ?3 AND position <= ?4",
+                    since_cutoff.as_micros(),
+                    up_to,
+                ),
+                (
+                    "SELECT position, member, allowed, at_us FROM events \
+                     WHERE kind = 'choice' AND purpose = ?1 AND at_us <= ?2 AND at_us <= ?3 AND position > ?4 AND position <= ?5",
+                    since_cutoff.as_micros(),
+                    up_to,
+                ),
+            ];
+            for (index, (sql, since_at, up_to)) in queries.into_iter().enumerate() {
+                let mut statement = connection.prepare_cached(sql).map_err(backend)?;
+                let mut result = if index == 0 {
+                    statement.query(params![purpose.as_str(), since_at, cutoff.as_micros(), up_to])
+                } else {
+                    statement.query(params![purpose.as_str(), since_at, cutoff.as_micros(), since_position, up_to])
+                }
+                .map_err(backend)?;
+                while let Some(row) = result.next().map_err(backend)? {
+                    let position = rows::position_from_sql(row.get(0).map_err(backend)?)?;
+                    let member: i64 = row.get(1).map_err(backend)?;
+                    let allowed: bool = row.get(2).map_err(backend)?;
+                    let at: i64 = row.get(3).map_err(backend)?;
+                    visit(ChoiceFacts {
+                        position,
+                        member: rows::member_from_sql(member),
+                        purpose,
+                        allowed,
+                        at: optout_core::Timestamp::from_micros(at),
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn save_index_checkpoint(&self, checkpoint: &IndexCheckpoint) -> Result<(), StoreError> {
+        self.read(|connection| {
+            connection
+                .execute(
+                    "INSERT OR REPLACE INTO index_checkpoints \
+                     (purpose, cutoff_us, position, ledger_hash, allowed, denied, created_at_us) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        checkpoint.purpose.as_str(),
+                        checkpoint.cutoff.as_micros(),
+                        rows::position_to_sql(checkpoint.position)?,
+                        checkpoint.ledger_hash.0.as_slice(),
+                        checkpoint.allowed,
+                        checkpoint.denied,
+                        checkpoint.created_at.as_micros(),
+                    ],
+                )
+                .map(|_| ())
+                .map_err(backend)
+        })
+    }
+
+    fn find_index_checkpoint(
+        &self,
+        purpose: &Purpose,
+        cutoff: optout_core::Timestamp,
+        up_to: LedgerPosition,
+    ) -> Result<Option<IndexCheckpoint>, StoreError> {
+        self.read(|connection| {
+            let found = connection
+                .query_row(
+                    "SELECT cutoff_us, position, ledger_hash, allowed, denied, created_at_us FROM index_checkpoints \
+                     WHERE purpose = ?1 AND cutoff_us <= ?2 AND position <= ?3 \
+                     ORDER BY position DESC, cutoff_us DESC LIMIT 1",
+                    params![purpose.as_str(), cutoff.as_micros(), rows::position_to_sql(up_to).unwrap_or(i64::MAX)],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, Vec<u8>>(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                            row.get::<_, Vec<u8>>(4)?,
+                            row.get::<_, i64>(5)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((cutoff_us, position, hash, allowed, denied, created_at)) = found else {
+                return Ok(None);
+            };
+            let position = rows::position_from_sql(position)?;
+            Ok(Some(IndexCheckpoint {
+                purpose: purpose.clone(),
+                cutoff: optout_core::Timestamp::from_micros(cutoff_us),
+                position,
+                ledger_hash: rows::hash_from_bytes(position, &hash)?,
+                allowed,
+                denied,
+                created_at: optout_core::Timestamp::from_micros(created_at),
+            }))
         })
     }
 

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::backend;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// SQLite page cache per connection.
 const PAGE_CACHE_KIB: i64 = 64 * 1024;
 
@@ -43,9 +43,17 @@ pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
             "the database has schema version {version}, newer than this optout ({SCHEMA_VERSION}); upgrade optout"
         )));
     }
-    if version == SCHEMA_VERSION {
-        return Ok(());
+    if version < 1 {
+        create_events(connection)?;
     }
+    if version < 2 {
+        add_index_checkpoints(connection)?;
+    }
+    Ok(())
+}
+
+/// Version 1: the events table.
+fn create_events(connection: &Connection) -> Result<(), StoreError> {
     connection
         .execute_batch(
             "BEGIN;
@@ -73,6 +81,29 @@ pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
                  WHERE idempotency_key IS NOT NULL;
              CREATE INDEX events_policies ON events(kind) WHERE kind = 'policy';
              PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(backend)
+}
+
+/// Version 2: choices by (purpose, time), for snapshots that start from a checkpoint,
+/// and the checkpoints themselves (derived data: rebuilt from the ledger if lost).
+fn add_index_checkpoints(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch(
+            "BEGIN;
+             CREATE INDEX events_choices_by_time ON events(purpose, at_us) WHERE kind = 'choice';
+             CREATE TABLE index_checkpoints (
+                 purpose        TEXT NOT NULL,
+                 cutoff_us      INTEGER NOT NULL,
+                 position       INTEGER NOT NULL,
+                 ledger_hash    BLOB NOT NULL,
+                 allowed        BLOB NOT NULL,
+                 denied         BLOB NOT NULL,
+                 created_at_us  INTEGER NOT NULL,
+                 PRIMARY KEY (purpose, position, cutoff_us)
+             );
+             PRAGMA user_version = 2;
              COMMIT;",
         )
         .map_err(backend)

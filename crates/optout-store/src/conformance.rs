@@ -82,6 +82,7 @@ pub fn run_all(open: OpenLedger<'_>) {
     concurrent_appends_all_land_once(open);
     ledger_survives_reopen(open);
     scan_choices_matches_read_range(open);
+    index_checkpoints_are_found_by_cutoff_and_position(open);
     matches_a_simple_model(open);
 }
 
@@ -326,6 +327,57 @@ pub fn scan_choices_matches_read_range(open: OpenLedger<'_>) {
         .unwrap();
     assert_eq!(scanned.len(), 3);
     assert_eq!(scanned, expected);
+}
+
+pub fn index_checkpoints_are_found_by_cutoff_and_position(open: OpenLedger<'_>) {
+    let (_dir, _clock, ledger) = fresh(open);
+    let purpose = Purpose::new("ai_training").unwrap();
+    let checkpoint = |cutoff: i64, position: u64, tag: u8| crate::IndexCheckpoint {
+        purpose: purpose.clone(),
+        cutoff: Timestamp::from_micros(cutoff),
+        position: LedgerPosition(position),
+        ledger_hash: optout_core::EventHash([tag; 32]),
+        allowed: vec![tag],
+        denied: vec![tag, tag],
+        created_at: SUITE_START,
+    };
+    assert_eq!(
+        ledger
+            .find_index_checkpoint(&purpose, Timestamp::MAX, LedgerPosition(u64::MAX >> 1))
+            .unwrap(),
+        None
+    );
+    for (cutoff, position, tag) in [(100, 10, 1), (200, 10, 2), (50, 20, 3), (300, 30, 4)] {
+        ledger
+            .save_index_checkpoint(&checkpoint(cutoff, position, tag))
+            .unwrap();
+    }
+    let find = |cutoff: i64, position: u64| {
+        ledger
+            .find_index_checkpoint(
+                &purpose,
+                Timestamp::from_micros(cutoff),
+                LedgerPosition(position),
+            )
+            .unwrap()
+            .map(|found| found.allowed[0])
+    };
+    assert_eq!(find(250, 25), Some(3), "greatest position first");
+    assert_eq!(find(250, 15), Some(2), "then greatest cutoff");
+    assert_eq!(find(150, 15), Some(1));
+    assert_eq!(find(40, 100), None, "no checkpoint at or before cutoff 40");
+    assert_eq!(find(1_000, 9), None, "none at or before position 9");
+    let other = Purpose::new("ai_personalization").unwrap();
+    assert_eq!(
+        ledger
+            .find_index_checkpoint(&other, Timestamp::MAX, LedgerPosition(100))
+            .unwrap(),
+        None
+    );
+    ledger
+        .save_index_checkpoint(&checkpoint(100, 10, 9))
+        .unwrap();
+    assert_eq!(find(150, 15), Some(9), "saving the same key replaces it");
 }
 
 #[derive(Clone, Debug)]

@@ -110,6 +110,54 @@ pub trait Ledger: Send + Sync {
         }
         Ok(())
     }
+
+    /// Calls `visit` for the choices of `purpose` with position <= `up_to` and time <=
+    /// `cutoff` that a checkpoint (`since_cutoff`, `since_position`) does not reflect:
+    /// those with time > `since_cutoff` or position > `since_position`. Order unspecified.
+    fn scan_choices_since(
+        &self,
+        purpose: &Purpose,
+        since_cutoff: Timestamp,
+        since_position: LedgerPosition,
+        cutoff: Timestamp,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(ChoiceFacts),
+    ) -> Result<(), StoreError> {
+        self.scan_choices(up_to, &mut |facts| {
+            let unreflected = facts.at > since_cutoff || facts.position > since_position;
+            if facts.purpose == purpose && facts.at <= cutoff && unreflected {
+                visit(facts);
+            }
+        })
+    }
+
+    /// Stores an index checkpoint durably (replacing one with the same key).
+    fn save_index_checkpoint(&self, checkpoint: &IndexCheckpoint) -> Result<(), StoreError>;
+
+    /// The most useful checkpoint for a snapshot at (`cutoff`, `up_to`): the one with the
+    /// greatest position, then cutoff, among those with cutoff <= `cutoff` and position
+    /// <= `up_to`.
+    fn find_index_checkpoint(
+        &self,
+        purpose: &Purpose,
+        cutoff: Timestamp,
+        up_to: LedgerPosition,
+    ) -> Result<Option<IndexCheckpoint>, StoreError>;
+}
+
+/// A persisted state of the consent index: for `purpose`, each member's latest explicit
+/// choice among the events at positions <= `position` with time <= `cutoff`, as two
+/// portable 64-bit Roaring bitmaps. Derived data: it speeds up snapshots and can always be
+/// rebuilt from the ledger. `ledger_hash` (the hash at `position`) ties it to one ledger.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct IndexCheckpoint {
+    pub purpose: Purpose,
+    pub cutoff: Timestamp,
+    pub position: LedgerPosition,
+    pub ledger_hash: optout_core::EventHash,
+    pub allowed: Vec<u8>,
+    pub denied: Vec<u8>,
+    pub created_at: Timestamp,
 }
 
 /// The parts of a choice event the consent index uses.

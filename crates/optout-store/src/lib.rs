@@ -14,6 +14,8 @@ pub mod conformance;
 
 pub use error::StoreError;
 pub use export::{export_ledger, verify_export, ExportError};
-pub use ledger::{policy_history, Appended, ChoiceAt, ChoiceFacts, ChoiceTime, Ledger, NewEvent};
+pub use ledger::{
+    policy_history, Appended, ChoiceAt, ChoiceFacts, ChoiceTime, IndexCheckpoint, Ledger, NewEvent,
+};
 pub use verify::verify_ledger;
 pub use writer::{CommitLog, GroupCommitWriter, WriterLimits, WriterMetrics, WriterState};

@@ -195,6 +195,12 @@ pub enum SnapshotCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Store the snapshot as an index checkpoint, so later snapshots at or after its
+    /// cutoff and position start from it instead of reading the whole ledger.
+    Checkpoint {
+        #[command(flatten)]
+        target: SnapshotTarget,
+    },
     /// Print a snapshot's counts (computed from the ledger, or read from an exported directory).
     Show {
         #[arg(long, conflicts_with_all = ["purpose", "cutoff", "position"])]

@@ -40,6 +40,9 @@ pub fn dispatch(cli: Cli) -> CliResult {
             format,
             out,
         }) => snapshot::export(&data_dir, &target, format, &out, quiet),
+        Command::Snapshot(SnapshotCommand::Checkpoint { target }) => {
+            snapshot::checkpoint(&data_dir, &target, quiet)
+        }
         Command::Snapshot(SnapshotCommand::Show {
             dir,
             purpose,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use optout_core::{LedgerPosition, Timestamp};
 use optout_index::export::{ExportFormat, SnapshotManifest, MANIFEST_FILE};
-use optout_index::{export_snapshot, Snapshot};
+use optout_index::{export_snapshot, Snapshot, SnapshotSource};
 use optout_store::policy_history;
 use serde_json::json;
 
@@ -40,7 +40,25 @@ fn take(
 }
 
 fn counts(snapshot: &Snapshot) -> serde_json::Value {
+    let source = match snapshot.source {
+        SnapshotSource::FullScan { events } => {
+            json!({ "kind": "full_scan", "events_read": events })
+        }
+        SnapshotSource::Checkpoint {
+            cutoff,
+            position,
+            events,
+            backdated_members,
+        } => json!({
+            "kind": "checkpoint",
+            "checkpoint_cutoff": cutoff,
+            "checkpoint_position": position,
+            "events_read": events,
+            "backdated_members_reread": backdated_members,
+        }),
+    };
     json!({
+        "source": source,
         "purpose": snapshot.purpose,
         "cutoff": snapshot.cutoff,
         "position": snapshot.position,
@@ -91,6 +109,25 @@ pub fn export(
     if let Some(object) = summary.as_object_mut() {
         object.insert("out".into(), json!(out));
         object.insert("files".into(), json!(manifest.files));
+    }
+    print_json(&summary)
+}
+
+pub fn checkpoint(data_dir: &DataDir, target: &SnapshotTarget, quiet: bool) -> CliResult {
+    let opened = open_data_dir(data_dir)?;
+    let snapshot = take(
+        &opened,
+        &target.purpose,
+        &target.cutoff,
+        target.position,
+        quiet,
+    )?;
+    snapshot
+        .save_checkpoint(&opened.ledger, opened.clock.now())
+        .map_err(anyhow::Error::from)?;
+    let mut summary = counts(&snapshot);
+    if let Some(object) = summary.as_object_mut() {
+        object.insert("checkpoint_saved".into(), json!(true));
     }
     print_json(&summary)
 }
