@@ -30,6 +30,8 @@ KINDS = {  # kind: (required fields, optional fields), each name: JSON type
                {"policy_version": int, "notice_version": str, "notice_language": str,
                 "jurisdiction": str, "idempotency_key": str}),
     "policy": ({"version": int, "effective_from_us": int, "document": str}, {}),
+    "dataset": ({"dataset_id": str, "purpose": str, "cutoff_us": int, "snapshot_position": int,
+                 "manifest_sha256": str, "rows_written": int, "members_included": int}, {}),
 }
 LINE = {"event": dict, "hash": str, "position": int, "prev_hash": str}
 

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::event::{Actor, ChoiceRecord, Event, EventBody, LedgerPosition, PolicyRecord};
+use crate::event::{
+    Actor, ChoiceRecord, DatasetRecord, Event, EventBody, LedgerPosition, PolicyRecord,
+};
 use crate::jurisdiction::Jurisdiction;
 use crate::member::MemberId;
 use crate::policy::PolicyVersion;
@@ -140,6 +142,16 @@ pub fn encode(event: &Event) -> Vec<u8> {
                 .signed("effective_from_us", policy.effective_from.as_micros())
                 .text("document", policy.document.as_str());
         }
+        EventBody::Dataset(dataset) => {
+            object
+                .text("dataset_id", dataset.dataset_id.as_str())
+                .text("purpose", dataset.purpose.as_str())
+                .signed("cutoff_us", dataset.cutoff.as_micros())
+                .unsigned("snapshot_position", dataset.snapshot_position.get())
+                .text("manifest_sha256", dataset.manifest_sha256.as_str())
+                .unsigned("rows_written", dataset.rows_written)
+                .unsigned("members_included", dataset.members_included);
+        }
     }
     object.to_bytes()
 }
@@ -172,6 +184,12 @@ struct RawEvent {
     version: Option<u32>,
     effective_from_us: Option<i64>,
     document: Option<String>,
+    dataset_id: Option<String>,
+    cutoff_us: Option<i64>,
+    snapshot_position: Option<u64>,
+    manifest_sha256: Option<String>,
+    rows_written: Option<u64>,
+    members_included: Option<u64>,
 }
 
 /// Decodes canonical bytes, rejecting anything that would not re-encode to the same bytes.
@@ -222,6 +240,18 @@ impl RawEvent {
                     "effective_from_us",
                 )?),
                 document: required(self.document, "document")?,
+            }),
+            "dataset" => EventBody::Dataset(DatasetRecord {
+                dataset_id: required(self.dataset_id, "dataset_id")?,
+                purpose: Purpose::new(&required(self.purpose, "purpose")?).map_err(malformed)?,
+                cutoff: Timestamp::from_micros(required(self.cutoff_us, "cutoff_us")?),
+                snapshot_position: LedgerPosition(required(
+                    self.snapshot_position,
+                    "snapshot_position",
+                )?),
+                manifest_sha256: required(self.manifest_sha256, "manifest_sha256")?,
+                rows_written: required(self.rows_written, "rows_written")?,
+                members_included: required(self.members_included, "members_included")?,
             }),
             other => return Err(CanonicalError::Malformed(format!("unknown kind {other:?}"))),
         };
@@ -305,6 +335,28 @@ mod tests {
             }),
         };
         assert_eq!(decode(&encode(&event)).unwrap(), event);
+    }
+
+    #[test]
+    fn dataset_event_round_trips() {
+        let event = Event {
+            position: LedgerPosition(42),
+            recorded_at: Timestamp::from_micros(11),
+            body: EventBody::Dataset(DatasetRecord {
+                dataset_id: "ds-2025-06-30-ai_training".into(),
+                purpose: Purpose::new("ai_training").unwrap(),
+                cutoff: Timestamp::from_micros(1_751_241_600_000_000),
+                snapshot_position: LedgerPosition(41),
+                manifest_sha256: "ab".repeat(32),
+                rows_written: 702_392,
+                members_included: u64::MAX,
+            }),
+        };
+        let bytes = encode(&event);
+        assert!(String::from_utf8(bytes.clone())
+            .unwrap()
+            .starts_with("{\"cutoff_us\":1751241600000000,\"dataset_id\":"));
+        assert_eq!(decode(&bytes).unwrap(), event);
     }
 
     proptest! {

@@ -129,10 +129,48 @@ pub struct PolicyRecord {
     pub document: String,
 }
 
+/// A training dataset built by the gate: lineage in the hash chain. The manifest it names
+/// (by SHA-256) lists inputs, outputs, counts and the member set included.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DatasetRecord {
+    pub dataset_id: String,
+    pub purpose: Purpose,
+    pub cutoff: Timestamp,
+    /// The ledger position of the snapshot the gate used.
+    pub snapshot_position: LedgerPosition,
+    /// SHA-256 of the manifest file, 64 lower-case hex digits.
+    pub manifest_sha256: String,
+    pub rows_written: u64,
+    pub members_included: u64,
+}
+
+pub const DATASET_ID_BYTES_MAX: usize = 128;
+
+impl DatasetRecord {
+    /// Checks the free-text fields: a bounded printable id and a SHA-256 in hex.
+    pub fn validate(&self) -> Result<(), TextFieldError> {
+        bounded_text("dataset id", &self.dataset_id, DATASET_ID_BYTES_MAX)?;
+        let is_digest = self.manifest_sha256.len() == 64
+            && self
+                .manifest_sha256
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+        if !is_digest {
+            return Err(TextFieldError {
+                what: "manifest SHA-256",
+                input: self.manifest_sha256.chars().take(64).collect(),
+                bytes_max: 64,
+            });
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum EventBody {
     Choice(ChoiceRecord),
     Policy(PolicyRecord),
+    Dataset(DatasetRecord),
 }
 
 impl EventBody {
@@ -140,6 +178,7 @@ impl EventBody {
         match self {
             EventBody::Choice(_) => "choice",
             EventBody::Policy(_) => "policy",
+            EventBody::Dataset(_) => "dataset",
         }
     }
 }
@@ -169,7 +208,7 @@ impl SealedEvent {
     pub fn choice(&self) -> Option<&ChoiceRecord> {
         match &self.event.body {
             EventBody::Choice(choice) => Some(choice),
-            EventBody::Policy(_) => None,
+            EventBody::Policy(_) | EventBody::Dataset(_) => None,
         }
     }
 }

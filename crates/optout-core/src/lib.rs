@@ -22,7 +22,9 @@ pub mod time;
 pub use chain::{ChainHead, EventHash};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consent::{decide, latest_choice_at, Decision, ExplicitChoice, Reason};
-pub use event::{Actor, ChoiceRecord, Event, EventBody, LedgerPosition, PolicyRecord, SealedEvent};
+pub use event::{
+    Actor, ChoiceRecord, DatasetRecord, Event, EventBody, LedgerPosition, PolicyRecord, SealedEvent,
+};
 pub use jurisdiction::Jurisdiction;
 pub use member::MemberId;
 pub use policy::{Mode, PolicyDocument, PolicyHistory, PolicyVersion, PurposePolicy, Rule};

@@ -169,6 +169,7 @@ impl ConsentIndex {
                         problem: error.to_string(),
                     })?;
             }
+            EventBody::Dataset(_) => {}
             EventBody::Choice(choice) => {
                 let state = self.purposes.entry(choice.purpose.clone()).or_default();
                 let prior = state.explicit.get(choice.member);

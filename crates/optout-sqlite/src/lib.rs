@@ -336,6 +336,27 @@ impl Ledger for SqliteLedger {
         })
     }
 
+    fn dataset_records(
+        &self,
+    ) -> Result<Vec<(LedgerPosition, optout_core::DatasetRecord)>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'dataset' ORDER BY position"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement.query([]).map_err(backend)?;
+            let mut datasets = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (event, _) = decode_row(row)?;
+                if let optout_core::EventBody::Dataset(dataset) = event.body {
+                    datasets.push((event.position, dataset));
+                }
+            }
+            Ok(datasets)
+        })
+    }
+
     fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError> {
         self.read(|connection| {
             let mut statement = connection

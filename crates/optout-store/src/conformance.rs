@@ -83,6 +83,7 @@ pub fn run_all(open: OpenLedger<'_>) {
     ledger_survives_reopen(open);
     scan_choices_matches_read_range(open);
     index_checkpoints_are_found_by_cutoff_and_position(open);
+    dataset_events_are_chained_and_listed(open);
     matches_a_simple_model(open);
 }
 
@@ -378,6 +379,54 @@ pub fn index_checkpoints_are_found_by_cutoff_and_position(open: OpenLedger<'_>) 
         .save_index_checkpoint(&checkpoint(100, 10, 9))
         .unwrap();
     assert_eq!(find(150, 15), Some(9), "saving the same key replaces it");
+}
+
+pub fn dataset_events_are_chained_and_listed(open: OpenLedger<'_>) {
+    let (_dir, _clock, ledger) = fresh(open);
+    ledger
+        .append(vec![default_policy_event(), choice(1, false, None)])
+        .unwrap();
+    let dataset = |position: u64, digest: &str| {
+        NewEvent::Dataset(optout_core::DatasetRecord {
+            dataset_id: "ds-1".into(),
+            purpose: Purpose::new("ai_training").unwrap(),
+            cutoff: SUITE_START,
+            snapshot_position: LedgerPosition(position),
+            manifest_sha256: digest.into(),
+            rows_written: 10,
+            members_included: 9,
+        })
+    };
+    let digest = "0f".repeat(32);
+    assert!(
+        matches!(
+            ledger.append(vec![dataset(3, &digest)]),
+            Err(StoreError::Rejected(_))
+        ),
+        "snapshot beyond the head"
+    );
+    assert!(
+        matches!(
+            ledger.append(vec![dataset(2, "XYZ")]),
+            Err(StoreError::Rejected(_))
+        ),
+        "not a digest"
+    );
+    let appended = ledger.append(vec![dataset(2, &digest)]).unwrap();
+    assert_eq!(appended[0].event.position(), LedgerPosition(3));
+    let listed = ledger.dataset_records().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, LedgerPosition(3));
+    assert_eq!(listed[0].1.manifest_sha256, digest);
+    assert_eq!(
+        EventBody::Dataset(listed[0].1.clone()),
+        appended[0].event.event.body
+    );
+    assert_eq!(
+        ledger.read_range(LedgerPosition(3), 1).unwrap()[0],
+        appended[0].event
+    );
+    verify_ledger(ledger.as_ref(), |_| {}).unwrap();
 }
 
 #[derive(Clone, Debug)]

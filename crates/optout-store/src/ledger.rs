@@ -28,6 +28,8 @@ pub enum NewEvent {
     },
     /// A policy version; its document must parse and follow the latest version in time.
     Policy(PolicyRecord),
+    /// A dataset the gate built; its snapshot position must already be in the ledger.
+    Dataset(optout_core::DatasetRecord),
 }
 
 /// The outcome of one appended event.
@@ -82,6 +84,11 @@ pub trait Ledger: Send + Sync {
 
     /// Every policy version, in ledger order.
     fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError>;
+
+    /// Every dataset event, in ledger order.
+    fn dataset_records(
+        &self,
+    ) -> Result<Vec<(LedgerPosition, optout_core::DatasetRecord)>, StoreError>;
 
     /// Calls `visit` for every choice event at or before position `up_to`, in ledger
     /// order, with only what the consent index needs. Backends override this with a lean

@@ -332,6 +332,17 @@ impl PendingBatch {
                     state.last_policy = Some((record.version, record.effective_from));
                     EventBody::Policy(record.clone())
                 }
+                NewEvent::Dataset(record) => {
+                    record.validate()?;
+                    let head = state.head.map_or(0, |head| head.position.get());
+                    if record.snapshot_position.get() > head {
+                        return Err(StoreError::Rejected(format!(
+                            "dataset {} names snapshot position {}, beyond the ledger head {head}",
+                            record.dataset_id, record.snapshot_position
+                        )));
+                    }
+                    EventBody::Dataset(record.clone())
+                }
             };
             let (position, prev) = match state.head {
                 Some(head) => (head.position.next(), head.hash),
