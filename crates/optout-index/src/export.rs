@@ -20,8 +20,8 @@ use arrow_array::{RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use optout_core::canonical::CanonicalObject;
 use optout_core::{
-    EventHash, Jurisdiction, LedgerPosition, LedgerSigner, PolicyHistory, PolicyVersion, PublicKey,
-    Purpose, Timestamp,
+    EventHash, Jurisdiction, LedgerPosition, LedgerSigner, PolicyVersion, PublicKey, Purpose,
+    Timestamp,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -162,8 +162,9 @@ impl SnapshotManifest {
 }
 
 /// The rule per assigned jurisdiction, resolved from the snapshot's decision table.
-pub fn jurisdiction_rules(snapshot: &Snapshot, policies: &PolicyHistory) -> Vec<JurisdictionRule> {
-    let purpose_policy = policies
+pub fn jurisdiction_rules(snapshot: &Snapshot) -> Vec<JurisdictionRule> {
+    let purpose_policy = snapshot
+        .policies
         .in_force_at(snapshot.cutoff)
         .and_then(|policy| policy.purpose(&snapshot.purpose));
     Jurisdiction::assigned()
@@ -182,7 +183,6 @@ pub fn jurisdiction_rules(snapshot: &Snapshot, policies: &PolicyHistory) -> Vec<
 /// Writes the snapshot into `out_dir` (created if missing; must not hold a snapshot).
 pub fn export_snapshot(
     snapshot: &Snapshot,
-    policies: &PolicyHistory,
     format: ExportFormat,
     out_dir: &Path,
     signer: &LedgerSigner,
@@ -221,7 +221,7 @@ pub fn export_snapshot(
             sha256,
         });
     }
-    let jurisdictions = jurisdiction_rules(snapshot, policies);
+    let jurisdictions = jurisdiction_rules(snapshot);
     files.push(write_rules_csv(&jurisdictions, out_dir)?);
     let mut manifest = SnapshotManifest {
         purpose: snapshot.purpose.clone(),

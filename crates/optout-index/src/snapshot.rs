@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use optout_core::consent::latest_choice_at;
 use optout_core::{
-    EventHash, Jurisdiction, LedgerPosition, MemberId, PolicyVersion, Purpose, Timestamp,
+    EventHash, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, PolicyVersion, Purpose,
+    Timestamp,
 };
 use optout_store::{IndexCheckpoint, Ledger};
 use roaring::RoaringTreemap;
@@ -29,6 +30,9 @@ pub struct Snapshot {
     pub policy_version: Option<PolicyVersion>,
     pub explicit: ExplicitSet,
     pub table: DecisionTable,
+    /// The policy versions recorded at or before `position`: what the snapshot's rule
+    /// and exported jurisdiction rules come from.
+    pub policies: PolicyHistory,
     /// How it was computed.
     pub source: SnapshotSource,
 }
@@ -115,6 +119,7 @@ impl Snapshot {
             policy_version: policies.in_force_at(cutoff).map(|policy| policy.version),
             explicit,
             table,
+            policies,
             source,
         })
     }

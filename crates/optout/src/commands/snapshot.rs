@@ -91,20 +91,12 @@ pub fn export(
         target.position,
         quiet,
     )?;
-    let policies = policy_history(&opened.ledger)?;
     let format = match format {
         SnapshotFormat::Roaring => ExportFormat::Roaring,
         SnapshotFormat::Parquet => ExportFormat::Parquet,
     };
-    let manifest = export_snapshot(
-        &snapshot,
-        &policies,
-        format,
-        out,
-        &opened.signer,
-        opened.clock.now(),
-    )
-    .map_err(anyhow::Error::from)?;
+    let manifest = export_snapshot(&snapshot, format, out, &opened.signer, opened.clock.now())
+        .map_err(anyhow::Error::from)?;
     let mut summary = counts(&snapshot);
     if let Some(object) = summary.as_object_mut() {
         object.insert("out".into(), json!(out));
