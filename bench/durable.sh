@@ -3,7 +3,8 @@
 # disk, in one run. Runs shared/bench/durable.py --only sqlite (python sqlite3, WAL,
 # synchronous=FULL) and `cargo bench -p optout-sqlite --bench durable_appends` (divan), then
 # prints a table of rows/s, events/s and the ratio optout / raw for 1, 100 and 10,000 rows
-# per commit. Not part of the test run: it takes about ten minutes and measures fsyncs.
+# per commit. Not part of the test run: it takes about 25 minutes (2 rounds) and measures
+# fsyncs.
 #
 #   bench/durable.sh
 #
@@ -16,6 +17,7 @@
 #                  must not be a tmpfs, where fsync costs nothing)
 #   BENCH_OUT      where raw outputs and summary.json/summary.md go
 #                  (default /tmp/optout-bench-durable-results)
+#   BENCH_ROUNDS   rounds of (optout, raw SQLite), alternating (default 2; each ~12 minutes)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +27,7 @@ data="${BENCH_DATA:-/tmp/benchdata-1m}"
 members="${BENCH_MEMBERS:-1000000}"
 scratch="${BENCH_SCRATCH:-/tmp/optout-bench-durable}"
 out="${BENCH_OUT:-/tmp/optout-bench-durable-results}"
+rounds_count="${BENCH_ROUNDS:-2}"
 
 log() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
 
@@ -59,18 +62,22 @@ df -hT "$scratch" >&2
 log "build the divan benchmark"
 (cd "$repo" && cargo bench -j2 -p optout-sqlite --bench durable_appends --no-run)
 
-log "optout: cargo bench -p optout-sqlite --bench durable_appends"
-(cd "$repo" && OPTOUT_BENCH_DIR="$scratch/optout" \
-    cargo bench -j2 -p optout-sqlite --bench durable_appends -- --color never) \
-    >"$out/divan.txt" 2>"$out/divan.stderr"
-cat "$out/divan.txt" >&2
+# The disk's fsync latency drifts (other work on the machine, the host), so the two sides
+# alternate, round after round, and the table takes the median of the rounds.
+rounds=()
+for round in $(seq 1 "$rounds_count"); do
+    log "round $round/$rounds_count, optout: cargo bench -p optout-sqlite --bench durable_appends"
+    (cd "$repo" && OPTOUT_BENCH_DIR="$scratch/optout" \
+        cargo bench -j2 -p optout-sqlite --bench durable_appends -- --color never) \
+        >"$out/divan-$round.txt" 2>"$out/divan-$round.stderr"
+    cat "$out/divan-$round.txt" >&2
 
-log "raw SQLite: durable.py --only sqlite"
-"$py" "$kit/durable.py" --data "$data" --only sqlite --scratch "$scratch/raw" \
-    --results "$out/raw-sqlite.json" >"$out/raw-sqlite.jsonl"
-cat "$out/raw-sqlite.jsonl" >&2
+    log "round $round/$rounds_count, raw SQLite: durable.py --only sqlite"
+    "$py" "$kit/durable.py" --data "$data" --only sqlite --scratch "$scratch/raw" \
+        --results "$out/raw-sqlite-$round.json" >&2
+    rounds+=(--round "$out/divan-$round.txt" "$out/divan-$round.stderr" "$out/raw-sqlite-$round.json")
+done
 
 log "summary ($out/summary.md)"
-"$py" "$repo/bench/durable_table.py" --divan "$out/divan.txt" \
-    --writer-log "$out/divan.stderr" --raw "$out/raw-sqlite.json" \
+"$py" "$repo/bench/durable_table.py" "${rounds[@]}" --scratch "$scratch" \
     --json "$out/summary.json" | tee "$out/summary.md"

@@ -285,7 +285,7 @@ impl PendingBatch {
     ) -> Result<Vec<Appended>, StoreError> {
         let mut state = self.state.clone();
         let mut sealed = Vec::new();
-        let mut keys: Vec<((MemberId, String), SealedEvent)> = Vec::new();
+        let mut keys: HashMap<(MemberId, String), SealedEvent> = HashMap::new();
         let mut appended = Vec::with_capacity(events.len());
         for new in events {
             let recorded_at = state.last_recorded_at.map_or(now, |last| last.max(now));
@@ -295,8 +295,8 @@ impl PendingBatch {
                     if let Some(key) = &choice.idempotency_key {
                         validate_idempotency_key(key)?;
                         let map_key = (choice.member, key.clone());
-                        let earlier = match keys.iter().find(|(seen, _)| *seen == map_key) {
-                            Some((_, event)) => Some(event.clone()),
+                        let earlier = match keys.get(&map_key) {
+                            Some(event) => Some(event.clone()),
                             None => match self.keys.get(&map_key) {
                                 Some(event) => Some(event.clone()),
                                 None => log.find_idempotent(choice.member, key)?,
@@ -363,7 +363,7 @@ impl PendingBatch {
             state.last_recorded_at = Some(recorded_at);
             if let Some(choice) = event.choice() {
                 if let Some(key) = &choice.idempotency_key {
-                    keys.push(((choice.member, key.clone()), event.clone()));
+                    keys.insert((choice.member, key.clone()), event.clone());
                 }
             }
             appended.push(Appended {
