@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use optout_core::consent::latest_choice_at;
+use optout_core::consent::{decide, latest_choice_at, ExplicitChoice};
 use optout_core::policy::PolicyDocument;
 use optout_core::{
     EventBody, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, Purpose, SealedEvent,
@@ -226,11 +226,17 @@ impl ConsentIndex {
         ledger: &dyn Ledger,
     ) -> Result<Check, IndexError> {
         let explicit = self.explicit_at(member, purpose, at, ledger)?;
-        let table = self.decision_table(purpose, at);
-        let state = ExplicitState::from(explicit);
+        // One rule evaluation: a whole DecisionTable (677 jurisdictions) costs far more
+        // than a single check.
+        let choice = explicit.map(|allowed| ExplicitChoice {
+            allowed,
+            at,
+            position: self.applied,
+        });
+        let decision = decide(&self.policies, purpose, jurisdiction, at, choice.as_ref());
         Ok(Check {
-            allowed: table.allowed(jurisdiction, state),
-            basis: table.basis(jurisdiction, state),
+            allowed: decision.allowed,
+            basis: Basis::of(&decision.reason),
         })
     }
 

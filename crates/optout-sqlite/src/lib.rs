@@ -240,7 +240,9 @@ impl Ledger for SqliteLedger {
                     up_to,
                 ),
                 (
-                    "SELECT position, member, allowed, at_us FROM events \
+                    // NOT INDEXED: walk the position (rowid) range, not every choice
+                    // up to the cutoff by the time index.
+                    "SELECT position, member, allowed, at_us FROM events NOT INDEXED \
                      WHERE kind = 'choice' AND purpose = ?1 AND at_us <= ?2 AND at_us <= ?3 AND position > ?4 AND position <= ?5",
                     since_cutoff.as_micros(),
                     up_to,
