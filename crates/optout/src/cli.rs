@@ -57,6 +57,17 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Walk through the ledger on the embedded store in ./optout-demo.
     Demo(DemoArgs),
+    /// Build a training dataset from Parquet or JSON Lines, keeping only the rows of
+    /// members allowed as of the cutoff and only the allowed fields, with a signed manifest.
+    Gate(GateArgs),
+    /// Check a dataset (built by the gate or by any engine) against the ledger: every
+    /// row's member allowed as of the cutoff, no column outside the allow-list.
+    Verify(DatasetVerifyArgs),
+    /// Run the HTTP service (member settings, platform checks) on this data directory.
+    Serve(crate::commands::serve::ServeArgs),
+    /// Mint a JWT for a member or a platform service, signed with DIR/token.key.
+    #[command(subcommand)]
+    Token(crate::commands::token::TokenCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,4 +233,82 @@ pub struct DemoArgs {
     /// Generated members.
     #[arg(long, default_value_t = 5_000)]
     pub members: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetFormat {
+    Parquet,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    #[arg(long)]
+    pub purpose: String,
+    /// The cutoff (RFC 3339): choices made after it do not count; must not be in the future.
+    #[arg(long)]
+    pub cutoff: String,
+    /// Parquet or JSON Lines files, or directories of them.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// The dataset directory (new or empty).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Fields to keep besides the id (default: the purpose's allowed fields).
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Option<Vec<String>>,
+    #[arg(long, default_value = "member_id")]
+    pub id_column: String,
+    #[arg(long, default_value = "country")]
+    pub jurisdiction_column: String,
+    /// Output format (default: Parquet, or JSON Lines for JSON Lines inputs).
+    #[arg(long, value_enum)]
+    pub format: Option<DatasetFormat>,
+    /// The ledger position of the snapshot (default: the head).
+    #[arg(long)]
+    pub position: Option<u64>,
+    /// Fail on a null or invalid id, a missing or unknown jurisdiction or a duplicate
+    /// member, instead of dropping and counting.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Benchmark aid: copy the id and fields of every row with no consent logic, no
+    /// manifest and no ledger event (the lower bound for the enforcement overhead).
+    #[arg(long, hide = true)]
+    pub no_consent: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetVerifyArgs {
+    #[arg(long)]
+    pub purpose: String,
+    /// The cutoff (RFC 3339) the dataset claims to honour.
+    #[arg(long)]
+    pub cutoff: String,
+    /// The gate's manifest: its signature and digests are checked, and its snapshot
+    /// position is used.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Where members' jurisdictions come from when the dataset has no jurisdiction
+    /// column: Parquet, CSV or JSON Lines files (or directories) with the id and
+    /// jurisdiction columns; repeat the flag for several. Default with --manifest: the
+    /// gate's inputs.
+    #[arg(long)]
+    pub jurisdictions: Vec<PathBuf>,
+    #[arg(long, default_value = "member_id")]
+    pub id_column: String,
+    #[arg(long, default_value = "country")]
+    pub jurisdiction_column: String,
+    /// Rows whose jurisdiction is unknown are checked for explicit opt-outs only and do
+    /// not fail the check.
+    #[arg(long)]
+    pub explicit_only: bool,
+    /// Write the members in the dataset who have opted out since the cutoff (Parquet if
+    /// the name ends in .parquet, else text, one id a line).
+    #[arg(long)]
+    pub since_cutoff: Option<PathBuf>,
+    /// The dataset's files or directories (default: the manifest's outputs).
+    pub paths: Vec<PathBuf>,
 }

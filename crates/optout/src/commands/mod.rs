@@ -2,13 +2,17 @@
 
 pub mod choose;
 pub mod demo;
+pub mod gate;
 pub mod import;
 pub mod init;
 pub mod ledger;
 pub mod policy;
 pub mod receipt;
+pub mod serve;
 pub mod snapshot;
 pub mod status;
+pub mod token;
+pub mod verify;
 
 use std::path::Path;
 
@@ -50,6 +54,10 @@ pub fn dispatch(cli: Cli) -> CliResult {
             position,
         }) => snapshot::show(&data_dir, dir.as_deref(), purpose, cutoff, position),
         Command::Demo(args) => demo::run(&args, quiet),
+        Command::Gate(args) => gate::run(&data_dir, &args, quiet),
+        Command::Verify(args) => verify::run(&data_dir, &args, quiet),
+        Command::Serve(args) => serve::run(&data_dir, &args),
+        Command::Token(command) => token::run(&data_dir, &command),
     }
 }
 

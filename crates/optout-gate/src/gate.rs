@@ -1,0 +1,714 @@
+//! The gate run: plan, then stream every input row through the consent filter into
+//! output parts, on every core.
+//!
+//! `GatePlan::new` does everything that can fail on bad input before any output exists:
+//! it expands the inputs, reads each Parquet footer and checks the id, jurisdiction and
+//! field columns, and splits the work into units (a row group, or a slice of one when
+//! there are fewer row groups than workers need; a JSON Lines file; a file to digest).
+//! `GatePlan::run` hands the units to one worker thread per core; each worker decodes its
+//! unit, decides every row through the `ConsentFilter`, writes the kept rows' id and
+//! fields to its own part, and counts the rest by reason. Parts are renamed into place
+//! only when every worker finished cleanly; on any failure everything written is removed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{Field, Schema, SchemaRef};
+use parquet::file::properties::WriterProperties;
+use roaring::RoaringTreemap;
+use serde_json::{Map, Value};
+
+use crate::columns::{for_each_id, JurisdictionColumn};
+use crate::consent_filter::{slot_of_text, ConsentFilter, MISSING_JURISDICTION};
+use crate::error::GateError;
+use crate::input::{digest_file, expand_inputs, FileFormat, InputFile};
+use crate::json_lines::{json_id, json_supported, read_rows, JsonRow};
+use crate::manifest::InputRecord;
+use crate::outcome::{RowCounts, Verdict};
+use crate::output::{writer_properties, PartWriter, WrittenPart};
+use crate::parquet_source::{NeededColumns, ParquetInput};
+
+/// Rows per decoded batch.
+pub const BATCH_ROWS: usize = 32 * 1024;
+/// A row group is split only into slices of at least this many rows.
+const UNIT_ROWS_MIN: usize = 64 * 1024;
+/// Units per worker the planner aims for, so a slow unit does not leave a core idle.
+const UNITS_PER_WORKER: usize = 2;
+
+#[derive(Clone, Debug)]
+pub struct GateRequest {
+    pub inputs: Vec<PathBuf>,
+    pub output_dir: PathBuf,
+    /// Fields to keep besides the id (already checked against the allow-list).
+    pub fields: Vec<String>,
+    pub id_column: String,
+    pub jurisdiction_column: String,
+    /// Output format; default Parquet, or JSON Lines when every input is JSON Lines.
+    pub format: Option<FileFormat>,
+    /// Fail on a null or invalid id, a missing or unknown jurisdiction, or a duplicate
+    /// member, instead of dropping and counting.
+    pub strict: bool,
+    pub threads: usize,
+}
+
+/// How rows are decided.
+pub enum Enforcement<'f> {
+    /// The consent rule, through the snapshot's filter.
+    Consent(&'f ConsentFilter<'f>),
+    /// Every row kept, nothing digested: our own plain copy, the lower bound the
+    /// enforcement overhead is measured against.
+    PlainCopy,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum WorkUnit {
+    ParquetRows {
+        input: usize,
+        row_group: usize,
+        skip: usize,
+        rows: usize,
+        /// 0-based row of the file where the unit starts (for messages).
+        first_row: u64,
+    },
+    JsonLines {
+        input: usize,
+    },
+    Digest {
+        input: usize,
+    },
+}
+
+pub struct GatePlan {
+    request: GateRequest,
+    files: Vec<InputFile>,
+    parquet: Vec<Option<ParquetInput>>,
+    output_format: FileFormat,
+    output_schema: SchemaRef,
+    properties: WriterProperties,
+    rows_total: Option<u64>,
+}
+
+impl GatePlan {
+    pub fn new(request: GateRequest) -> Result<GatePlan, GateError> {
+        check_output_dir(&request.output_dir)?;
+        let files = expand_inputs(&request.inputs)?;
+        let needed = NeededColumns {
+            id: &request.id_column,
+            jurisdiction: Some((&request.jurisdiction_column, true)),
+            fields: &request.fields,
+        };
+        let mut parquet = Vec::with_capacity(files.len());
+        for file in &files {
+            parquet.push(match file.format {
+                FileFormat::Parquet => Some(ParquetInput::open(file, &needed)?),
+                FileFormat::JsonLines => None,
+            });
+        }
+        let all_json = parquet.iter().all(Option::is_none);
+        let output_format = request.format.unwrap_or(if all_json {
+            FileFormat::JsonLines
+        } else {
+            FileFormat::Parquet
+        });
+        if output_format == FileFormat::Parquet && parquet.iter().any(Option::is_none) {
+            return Err(GateError::Usage(
+                "JSON Lines input can be written as JSON Lines only (--format jsonl)".into(),
+            ));
+        }
+        let output_schema = output_schema(&request, &parquet, output_format)?;
+        let rows_total = if all_json {
+            None
+        } else if parquet.iter().all(Option::is_some) {
+            Some(parquet.iter().flatten().map(ParquetInput::rows).sum())
+        } else {
+            None
+        };
+        let properties = writer_properties(&request.id_column)?;
+        Ok(GatePlan {
+            request,
+            files,
+            parquet,
+            output_format,
+            output_schema,
+            properties,
+            rows_total,
+        })
+    }
+
+    /// Rows to process, when every input is Parquet (known from the footers).
+    pub fn rows_total(&self) -> Option<u64> {
+        self.rows_total
+    }
+
+    pub fn files(&self) -> &[InputFile] {
+        &self.files
+    }
+
+    pub fn output_format(&self) -> FileFormat {
+        self.output_format
+    }
+
+    pub fn request(&self) -> &GateRequest {
+        &self.request
+    }
+
+    fn units(&self, workers: usize, digest_inputs: bool) -> Vec<WorkUnit> {
+        let groups: usize = self
+            .parquet
+            .iter()
+            .flatten()
+            .map(|input| input.row_group_rows.len())
+            .sum();
+        let wanted = workers.max(1) * UNITS_PER_WORKER;
+        let slices_per_group = if groups == 0 || groups >= wanted {
+            1
+        } else {
+            wanted.div_ceil(groups)
+        };
+        let mut units = Vec::new();
+        for (index, input) in self.parquet.iter().enumerate() {
+            let Some(input) = input else {
+                units.push(WorkUnit::JsonLines { input: index });
+                continue;
+            };
+            let mut first_row = 0u64;
+            for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
+                let slice_rows = rows.div_ceil(slices_per_group).max(UNIT_ROWS_MIN).max(1);
+                let mut skip = 0;
+                while skip < rows {
+                    let take = slice_rows.min(rows - skip);
+                    units.push(WorkUnit::ParquetRows {
+                        input: index,
+                        row_group,
+                        skip,
+                        rows: take,
+                        first_row: first_row + skip as u64,
+                    });
+                    skip += take;
+                }
+                first_row += rows as u64;
+            }
+        }
+        if digest_inputs {
+            units.extend((0..self.files.len()).map(|input| WorkUnit::Digest { input }));
+        }
+        units
+    }
+
+    /// Runs the plan. `progress` is called with the rows each batch processed.
+    pub fn run(
+        &self,
+        enforcement: &Enforcement<'_>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<BuiltDataset, GateError> {
+        let mut output = OutputGuard::create(&self.request.output_dir)?;
+        let digest_inputs = matches!(enforcement, Enforcement::Consent(_));
+        let workers = self.request.threads.max(1);
+        let units = self.units(workers, digest_inputs);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let mut parts = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let part = PartWriter::create(
+                &self.request.output_dir,
+                index,
+                self.output_format,
+                &self.output_schema,
+                &self.properties,
+            )?;
+            output.temporaries.push(crate::output::temporary_path(
+                &self.request.output_dir,
+                &crate::output::part_name(index, self.output_format),
+            ));
+            parts.push(part);
+        }
+        let results: Vec<Result<WorkerResult, GateError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let worker = Worker {
+                        plan: self,
+                        enforcement,
+                        part,
+                        counts: RowCounts::default(),
+                        included: RoaringTreemap::new(),
+                        digests: Vec::new(),
+                    };
+                    let (units, next, failed) = (&units, &next, &failed);
+                    scope.spawn(move || {
+                        let result = worker.run(units, next, failed, progress);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        result
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or(Err(GateError::WorkerPanicked)))
+                .collect()
+        });
+        let mut built = BuiltDataset {
+            parts: Vec::new(),
+            counts: RowCounts::default(),
+            included: RoaringTreemap::new(),
+            inputs: Vec::new(),
+            output,
+        };
+        let mut digests = Vec::new();
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(result) => {
+                    built.counts.merge(&result.counts);
+                    built.included |= result.included;
+                    digests.extend(result.digests);
+                    built.parts.push(result.part);
+                }
+                Err(GateError::Cancelled) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        if self.request.strict && digest_inputs {
+            let duplicates = built.duplicate_rows_kept();
+            if duplicates > 0 {
+                return Err(GateError::Strict(format!(
+                    "{duplicates} kept rows repeat a member already kept (duplicate ids)"
+                )));
+            }
+        }
+        digests.sort_by_key(|(input, _)| *input);
+        built.inputs = digests.into_iter().map(|(_, record)| record).collect();
+        built.parts.sort_by(|a, b| a.name.cmp(&b.name));
+        for part in &built.parts {
+            fs::rename(&part.temporary, &part.path).map_err(|error| GateError::Write {
+                path: part.path.clone(),
+                error,
+            })?;
+            built.output.finals.push(part.path.clone());
+        }
+        if let Ok(directory) = fs::File::open(&self.request.output_dir) {
+            let _ = directory.sync_all();
+        }
+        Ok(built)
+    }
+}
+
+/// The output directory must be new or empty, so nothing from another run can pass as
+/// part of this dataset.
+fn check_output_dir(directory: &Path) -> Result<(), GateError> {
+    match fs::read_dir(directory) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(GateError::Usage(format!(
+                    "output directory {} is not empty; choose a new or empty directory",
+                    directory.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(GateError::Unreadable {
+            path: directory.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// The id field followed by the requested fields, typed as the first Parquet input
+/// reads them; every other Parquet input must read them the same way.
+fn output_schema(
+    request: &GateRequest,
+    parquet: &[Option<ParquetInput>],
+    format: FileFormat,
+) -> Result<SchemaRef, GateError> {
+    let names: Vec<&str> = std::iter::once(request.id_column.as_str())
+        .chain(request.fields.iter().map(String::as_str))
+        .collect();
+    let mut fields: Option<Vec<Field>> = None;
+    for input in parquet.iter().flatten() {
+        let mut these = Vec::with_capacity(names.len());
+        for name in &names {
+            let field = input
+                .field(name)
+                .ok_or_else(|| GateError::schema(&input.file.path, name, "is missing"))?;
+            if format == FileFormat::JsonLines && !json_supported(field.data_type()) {
+                return Err(GateError::schema(
+                    &input.file.path,
+                    name,
+                    format!(
+                        "has type {}, which JSON Lines output cannot carry; use --format parquet",
+                        field.data_type()
+                    ),
+                ));
+            }
+            these.push(Field::new(*name, field.data_type().clone(), true));
+        }
+        match &fields {
+            None => fields = Some(these),
+            Some(first) => {
+                for (mine, theirs) in these.iter().zip(first) {
+                    if mine.data_type() != theirs.data_type() {
+                        return Err(GateError::schema(
+                            &input.file.path,
+                            mine.name(),
+                            format!(
+                                "has type {} here but {} in the first input",
+                                mine.data_type(),
+                                theirs.data_type()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let fields = fields.unwrap_or_else(|| {
+        names
+            .iter()
+            .map(|name| Field::new(*name, arrow_schema::DataType::Null, true))
+            .collect()
+    });
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// What a run wrote. Dropping it without [`BuiltDataset::keep`] removes every file the
+/// run created (and the directory, if the run created it).
+pub struct BuiltDataset {
+    pub parts: Vec<WrittenPart>,
+    pub counts: RowCounts,
+    pub included: RoaringTreemap,
+    pub inputs: Vec<InputRecord>,
+    output: OutputGuard,
+}
+
+impl BuiltDataset {
+    pub fn duplicate_rows_kept(&self) -> u64 {
+        self.counts.kept().saturating_sub(self.included.len())
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.parts.iter().map(|part| part.rows).sum()
+    }
+
+    /// Registers another file of the dataset (members file, manifest) for removal on failure.
+    pub fn track(&mut self, path: PathBuf) {
+        self.output.finals.push(path);
+    }
+
+    /// The dataset is complete: its files stay.
+    pub fn keep(mut self) {
+        self.output.armed = false;
+    }
+}
+
+struct OutputGuard {
+    directory: PathBuf,
+    created: bool,
+    temporaries: Vec<PathBuf>,
+    finals: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl OutputGuard {
+    fn create(directory: &Path) -> Result<Self, GateError> {
+        let created = !directory.exists();
+        fs::create_dir_all(directory).map_err(|error| GateError::Write {
+            path: directory.to_path_buf(),
+            error,
+        })?;
+        Ok(OutputGuard {
+            directory: directory.to_path_buf(),
+            created,
+            temporaries: Vec::new(),
+            finals: Vec::new(),
+            armed: true,
+        })
+    }
+}
+
+impl Drop for OutputGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for path in self.temporaries.iter().chain(&self.finals) {
+            let _ = fs::remove_file(path);
+        }
+        if self.created {
+            let _ = fs::remove_dir(&self.directory);
+        }
+    }
+}
+
+struct WorkerResult {
+    part: WrittenPart,
+    counts: RowCounts,
+    included: RoaringTreemap,
+    digests: Vec<(usize, InputRecord)>,
+}
+
+struct Worker<'p, 'f> {
+    plan: &'p GatePlan,
+    enforcement: &'p Enforcement<'f>,
+    part: PartWriter,
+    counts: RowCounts,
+    included: RoaringTreemap,
+    digests: Vec<(usize, InputRecord)>,
+}
+
+impl Worker<'_, '_> {
+    fn run(
+        mut self,
+        units: &[WorkUnit],
+        next: &AtomicUsize,
+        failed: &AtomicBool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<WorkerResult, GateError> {
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return Err(GateError::Cancelled);
+            }
+            let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)).copied() else {
+                break;
+            };
+            match unit {
+                WorkUnit::ParquetRows {
+                    input,
+                    row_group,
+                    skip,
+                    rows,
+                    first_row,
+                } => {
+                    self.parquet_rows(input, row_group, skip, rows, first_row, failed, progress)?
+                }
+                WorkUnit::JsonLines { input } => self.json_lines(input, progress)?,
+                WorkUnit::Digest { input } => self.digest(input)?,
+            }
+        }
+        Ok(WorkerResult {
+            part: self.part.finish()?,
+            counts: self.counts,
+            included: self.included,
+            digests: self.digests,
+        })
+    }
+
+    fn file(&self, input: usize) -> Result<&InputFile, GateError> {
+        self.plan
+            .files
+            .get(input)
+            .ok_or_else(|| GateError::Usage(format!("no input number {input}")))
+    }
+
+    fn digest(&mut self, input: usize) -> Result<(), GateError> {
+        let file = self.file(input)?;
+        let (bytes, sha256) = digest_file(&file.path).map_err(|error| GateError::Unreadable {
+            path: file.path.clone(),
+            error,
+        })?;
+        // Absolute, so the manifest still names the file when read from elsewhere.
+        let path = fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
+        let record = InputRecord {
+            path: path.display().to_string(),
+            bytes,
+            sha256,
+        };
+        self.digests.push((input, record));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn parquet_rows(
+        &mut self,
+        input: usize,
+        row_group: usize,
+        skip: usize,
+        rows: usize,
+        first_row: u64,
+        failed: &AtomicBool,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), GateError> {
+        let plan = self.plan;
+        let Some(Some(source)) = plan.parquet.get(input) else {
+            return Err(GateError::Usage(format!("no Parquet input number {input}")));
+        };
+        let path = source.file.path.as_path();
+        let reader = source.reader(row_group, skip, rows, BATCH_ROWS)?;
+        let mut row = first_row;
+        for batch in reader {
+            if failed.load(Ordering::Relaxed) {
+                return Err(GateError::Cancelled);
+            }
+            let batch = batch.map_err(|error| GateError::corrupt_parquet(path, error))?;
+            let count = batch.num_rows();
+            self.parquet_batch(path, &batch, row)?;
+            row += count as u64;
+            progress(count as u64);
+        }
+        Ok(())
+    }
+
+    fn parquet_batch(
+        &mut self,
+        path: &Path,
+        batch: &RecordBatch,
+        first_row: u64,
+    ) -> Result<(), GateError> {
+        let request = &self.plan.request;
+        let column = |name: &str| -> Result<&ArrayRef, GateError> {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| GateError::schema(path, name, "is missing from a batch"))
+        };
+        let ids = column(&request.id_column)?;
+        let mut projected: Vec<ArrayRef> = Vec::with_capacity(request.fields.len() + 1);
+        projected.push(Arc::clone(ids));
+        for field in &request.fields {
+            projected.push(Arc::clone(column(field)?));
+        }
+        let projected = RecordBatch::try_new(Arc::clone(&self.plan.output_schema), projected)
+            .map_err(|error| GateError::schema(path, &request.id_column, error.to_string()))?;
+        let filter = match self.enforcement {
+            Enforcement::PlainCopy => {
+                self.counts.add(Verdict::Keep, batch.num_rows() as u64);
+                return self.part.write_batch(&projected);
+            }
+            Enforcement::Consent(filter) => *filter,
+        };
+        let jurisdictions = JurisdictionColumn::new(column(&request.jurisdiction_column)?.as_ref())
+            .ok_or_else(|| {
+                GateError::schema(path, &request.jurisdiction_column, "is not a string column")
+            })?;
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        let mut counts = [0u64; crate::outcome::VERDICTS];
+        let mut strict_violation: Option<(usize, Verdict)> = None;
+        let strict = request.strict;
+        let included = &mut self.included;
+        let readable = for_each_id(ids.as_ref(), |row, id| {
+            let verdict = match id {
+                None => Verdict::InvalidId,
+                Some(id) => {
+                    let verdict = filter.verdict(id, jurisdictions.slot(row));
+                    if verdict == Verdict::Keep {
+                        included.insert(id);
+                    }
+                    verdict
+                }
+            };
+            if strict
+                && strict_violation.is_none()
+                && matches!(
+                    verdict,
+                    Verdict::InvalidId | Verdict::MissingOrUnknownJurisdiction
+                )
+            {
+                strict_violation = Some((row, verdict));
+            }
+            if let Some(count) = counts.get_mut(verdict as usize) {
+                *count += 1;
+            }
+            keep.push(verdict == Verdict::Keep);
+        });
+        if !readable {
+            return Err(GateError::schema(
+                path,
+                &request.id_column,
+                format!("has type {}", ids.data_type()),
+            ));
+        }
+        if let Some((row, verdict)) = strict_violation {
+            let what = match verdict {
+                Verdict::InvalidId => format!("null or invalid {}", request.id_column),
+                _ => format!("missing or unknown {}", request.jurisdiction_column),
+            };
+            return Err(GateError::Strict(format!(
+                "{}: row {}: {what}",
+                path.display(),
+                first_row + row as u64 + 1
+            )));
+        }
+        for verdict in crate::outcome::Verdict::ALL {
+            self.counts
+                .add(verdict, counts.get(verdict as usize).copied().unwrap_or(0));
+        }
+        let kept = counts.first().copied().unwrap_or(0);
+        if kept == 0 {
+            return Ok(());
+        }
+        if kept as usize == batch.num_rows() {
+            return self.part.write_batch(&projected);
+        }
+        let mask = BooleanArray::from(keep);
+        let filtered = arrow_select::filter::filter_record_batch(&projected, &mask)
+            .map_err(|error| GateError::schema(path, &request.id_column, error.to_string()))?;
+        self.part.write_batch(&filtered)
+    }
+
+    fn json_lines(
+        &mut self,
+        input: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), GateError> {
+        let plan = self.plan;
+        let file = plan
+            .files
+            .get(input)
+            .ok_or_else(|| GateError::Usage(format!("no input number {input}")))?;
+        let request = &plan.request;
+        let enforcement = self.enforcement;
+        read_rows(&file.path, |JsonRow { line, mut object }| {
+            let id = json_id(object.get(&request.id_column));
+            let verdict = match (enforcement, id) {
+                (_, None) => Verdict::InvalidId,
+                (Enforcement::PlainCopy, Some(_)) => Verdict::Keep,
+                (Enforcement::Consent(filter), Some(id)) => {
+                    let slot = match object.get(&request.jurisdiction_column) {
+                        Some(Value::String(text)) => slot_of_text(text),
+                        _ => MISSING_JURISDICTION,
+                    };
+                    filter.verdict(id, slot)
+                }
+            };
+            if request.strict
+                && matches!(
+                    verdict,
+                    Verdict::InvalidId | Verdict::MissingOrUnknownJurisdiction
+                )
+            {
+                let column = if verdict == Verdict::InvalidId {
+                    &request.id_column
+                } else {
+                    &request.jurisdiction_column
+                };
+                return Err(GateError::Strict(format!(
+                    "{}: line {line}: null, missing or invalid {column}",
+                    file.path.display()
+                )));
+            }
+            self.counts.add(verdict, 1);
+            progress(1);
+            let (Verdict::Keep, Some(id)) = (verdict, id) else {
+                return Ok(());
+            };
+            if matches!(enforcement, Enforcement::Consent(_)) {
+                self.included.insert(id);
+            }
+            let mut kept = Map::with_capacity(request.fields.len() + 1);
+            kept.insert(request.id_column.clone(), Value::from(id));
+            for field in &request.fields {
+                kept.insert(field.clone(), object.remove(field).unwrap_or(Value::Null));
+            }
+            self.part.write_object(&kept)
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! Parquet inputs: the footer read and the schema checked once per file, before any row
+//! is read, then streamed in slices of row groups that workers take independently.
+//!
+//! Only the needed columns are decoded (projection), strings come back as `Utf8View`
+//! (no copy of the string bytes into offset buffers), and a row group that is larger
+//! than its share of the work is split into row ranges: pages of flat columns before the
+//! range are skipped without being decompressed.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::ProjectionMask;
+
+use crate::columns::{is_id_type, is_text_type, ID_TYPES, JURISDICTION_TYPES};
+use crate::error::GateError;
+use crate::input::InputFile;
+
+/// An opened Parquet input: its metadata (with the `Utf8View` read schema) and where the
+/// needed columns are.
+pub struct ParquetInput {
+    pub file: InputFile,
+    pub metadata: ArrowReaderMetadata,
+    /// Top-level column indices to decode, ascending.
+    pub roots: Vec<usize>,
+    /// Rows in each row group.
+    pub row_group_rows: Vec<usize>,
+}
+
+/// The columns a reader needs: the id, optionally the jurisdiction, and the fields.
+pub struct NeededColumns<'a> {
+    pub id: &'a str,
+    /// `None`: not needed. `Some((name, required))`: read it when present; a missing
+    /// column is an error only when required.
+    pub jurisdiction: Option<(&'a str, bool)>,
+    pub fields: &'a [String],
+}
+
+impl ParquetInput {
+    pub fn open(file: &InputFile, needed: &NeededColumns<'_>) -> Result<Self, GateError> {
+        let path = file.path.as_path();
+        let reader = File::open(path).map_err(|error| GateError::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let plain = ArrowReaderMetadata::load(&reader, ArrowReaderOptions::new())
+            .map_err(|error| GateError::corrupt_parquet(path, error))?;
+        let schema = Arc::clone(plain.schema());
+        let roots = needed_roots(path, &schema, needed)?;
+        // Strings as views where the reader supports it; a file it cannot hint keeps
+        // its own types.
+        let hinted = view_schema(&schema);
+        let metadata = if hinted == schema {
+            plain
+        } else {
+            ArrowReaderMetadata::try_new(
+                Arc::clone(plain.metadata()),
+                ArrowReaderOptions::new().with_schema(Arc::clone(&hinted)),
+            )
+            .unwrap_or(plain)
+        };
+        let row_group_rows = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| usize::try_from(group.num_rows()).unwrap_or(0))
+            .collect();
+        Ok(ParquetInput {
+            file: file.clone(),
+            metadata,
+            roots,
+            row_group_rows,
+        })
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.row_group_rows.iter().map(|rows| *rows as u64).sum()
+    }
+
+    /// The read schema (after the view hint) of a top-level column.
+    pub fn field(&self, name: &str) -> Option<FieldRef> {
+        self.metadata
+            .schema()
+            .fields()
+            .iter()
+            .find(|field| field.name() == name)
+            .cloned()
+    }
+
+    pub fn column_names(&self) -> Vec<String> {
+        self.metadata
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect()
+    }
+
+    /// A reader of `rows` rows from row `skip` of row group `row_group`.
+    pub fn reader(
+        &self,
+        row_group: usize,
+        skip: usize,
+        rows: usize,
+        batch_rows: usize,
+    ) -> Result<ParquetRecordBatchReader, GateError> {
+        let path = self.file.path.as_path();
+        let file = File::open(path).map_err(|error| GateError::Unreadable {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let projection = ProjectionMask::roots(
+            self.metadata.metadata().file_metadata().schema_descr(),
+            self.roots.iter().copied(),
+        );
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_projection(projection)
+                .with_row_groups(vec![row_group])
+                .with_batch_size(batch_rows);
+        let whole = self.row_group_rows.get(row_group).copied().unwrap_or(0);
+        if skip > 0 || rows < whole {
+            let mut selectors = Vec::with_capacity(2);
+            if skip > 0 {
+                selectors.push(RowSelector::skip(skip));
+            }
+            selectors.push(RowSelector::select(rows));
+            builder = builder.with_row_selection(RowSelection::from(selectors));
+        }
+        builder
+            .build()
+            .map_err(|error| GateError::corrupt_parquet(path, error))
+    }
+}
+
+/// Checks each needed column: present once, with a usable type.
+fn needed_roots(
+    path: &Path,
+    schema: &Schema,
+    needed: &NeededColumns<'_>,
+) -> Result<Vec<usize>, GateError> {
+    let find = |name: &str| -> Result<Option<(usize, &FieldRef)>, GateError> {
+        let mut matches = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| field.name() == name);
+        let found = matches.next();
+        if matches.next().is_some() {
+            return Err(GateError::schema(path, name, "appears more than once"));
+        }
+        Ok(found)
+    };
+    let present = |name: &str| -> Result<(usize, &FieldRef), GateError> {
+        find(name)?.ok_or_else(|| {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            GateError::schema(
+                path,
+                name,
+                format!("is missing (the file has {})", names.join(", ")),
+            )
+        })
+    };
+    let mut roots = Vec::new();
+    let (id_root, id_field) = present(needed.id)?;
+    if !is_id_type(id_field.data_type()) {
+        return Err(GateError::schema(
+            path,
+            needed.id,
+            format!("has type {}, expected {ID_TYPES}", id_field.data_type()),
+        ));
+    }
+    roots.push(id_root);
+    if let Some((name, required)) = needed.jurisdiction {
+        let found = if required {
+            Some(present(name)?)
+        } else {
+            find(name)?
+        };
+        if let Some((root, field)) = found {
+            if !is_text_type(field.data_type()) {
+                return Err(GateError::schema(
+                    path,
+                    name,
+                    format!(
+                        "has type {}, expected {JURISDICTION_TYPES}",
+                        field.data_type()
+                    ),
+                ));
+            }
+            roots.push(root);
+        }
+    }
+    for name in needed.fields {
+        let (root, _) = present(name)?;
+        roots.push(root);
+    }
+    roots.sort_unstable();
+    roots.dedup();
+    Ok(roots)
+}
+
+/// The schema with every string (also inside lists) read as `Utf8View`.
+fn view_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<FieldRef> = schema.fields().iter().map(view_field).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn view_field(field: &FieldRef) -> FieldRef {
+    let data_type = match field.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+        DataType::List(item) => DataType::List(view_field(item)),
+        DataType::LargeList(item) => DataType::LargeList(view_field(item)),
+        _ => return Arc::clone(field),
+    };
+    Arc::new(
+        Field::new(field.name(), data_type, field.is_nullable())
+            .with_metadata(field.metadata().clone()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+
+    // Proves strings, also inside lists, are read as Utf8View (the hint is accepted).
+    #[test]
+    fn strings_are_read_as_views() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("p.parquet");
+        let mut skills = ListBuilder::new(StringBuilder::new());
+        skills.values().append_value("rust");
+        skills.append(true);
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("member_id", Arc::new(UInt64Array::from(vec![1u64]))),
+            ("country", Arc::new(StringArray::from(vec!["US"]))),
+            ("skills", Arc::new(skills.finish())),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = File::create(&path).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let input = InputFile {
+            path: path.clone(),
+            format: crate::input::FileFormat::Parquet,
+            bytes: 0,
+        };
+        let fields = vec!["skills".to_string()];
+        let needed = NeededColumns {
+            id: "member_id",
+            jurisdiction: Some(("country", true)),
+            fields: &fields,
+        };
+        let input = ParquetInput::open(&input, &needed).unwrap();
+        assert_eq!(
+            input.field("country").unwrap().data_type(),
+            &DataType::Utf8View
+        );
+        let DataType::List(item) = input.field("skills").unwrap().data_type().clone() else {
+            panic!("skills is not a list");
+        };
+        assert_eq!(item.data_type(), &DataType::Utf8View);
+        let batch = input.reader(0, 0, 1, 16).unwrap().next().unwrap().unwrap();
+        assert_eq!(batch.num_columns(), 3);
+    }
+}

@@ -1,0 +1,263 @@
+//! The request and response bodies of the JSON API, as explicit types: what goes over the
+//! wire is decided here, not by whatever the domain types happen to contain. Request
+//! bodies refuse unknown fields, so a field the caller may not set (member, time,
+//! source, actor, position) is an error rather than silently ignored.
+
+use optout_core::policy::Mode;
+use optout_core::{
+    Jurisdiction, LedgerPosition, MemberId, PolicyVersion, Purpose, Reason, Receipt, Source,
+    Timestamp,
+};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// `PUT /v1/me/settings/{purpose}`: the only thing a member sets is the value.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetChoiceRequest {
+    pub allowed: bool,
+}
+
+/// `GET /v1/me/settings`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct SettingsResponse {
+    pub member: MemberId,
+    pub jurisdiction: Option<Jurisdiction>,
+    /// The time the settings are reported for (now).
+    pub at: Timestamp,
+    /// The policy version in force; none before the first one.
+    pub policy_version: Option<PolicyVersion>,
+    /// Whether this request carried `Sec-GPC: 1`.
+    pub gpc_signal: bool,
+    pub purposes: Vec<PurposeSetting>,
+}
+
+/// One purpose on the member's settings.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct PurposeSetting {
+    pub purpose: Purpose,
+    pub title: String,
+    pub notice: NoticeText,
+    /// How the member's jurisdiction is treated; none when the jurisdiction is unknown.
+    pub mode: Option<Mode>,
+    /// False in an `excluded` jurisdiction: the data is not used, there is no switch.
+    pub offered: bool,
+    /// The effective value now.
+    pub allowed: bool,
+    /// Why: `explicit_choice`, `jurisdiction_default`, `before_deadline`, `excluded`,
+    /// `unknown_jurisdiction`.
+    pub reason: &'static str,
+    /// True when the value is the default rather than the member's own choice.
+    pub is_default: bool,
+    /// The member's latest choice, if any.
+    pub chosen: Option<ChosenValue>,
+    /// When members were told (opt-out jurisdictions).
+    pub notified_at: Option<Timestamp>,
+    /// The opt-out deadline: from then on the default (allowed) counts.
+    pub deadline: Option<Timestamp>,
+    /// Whether `Sec-GPC: 1` counts as an opt-out for this purpose.
+    pub gpc_opt_out: bool,
+    /// A sentence for the member saying what applies.
+    pub message: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct NoticeText {
+    pub text: String,
+    pub version: String,
+    pub language: String,
+}
+
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChosenValue {
+    pub allowed: bool,
+    pub at: Timestamp,
+    pub position: LedgerPosition,
+    pub source: Source,
+}
+
+/// `GET /v1/me/history`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct HistoryResponse {
+    pub member: MemberId,
+    /// Oldest first; at most the configured number of most recent choices.
+    pub choices: Vec<HistoryEntry>,
+    /// True when older choices were left out.
+    pub truncated: bool,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub purpose: Purpose,
+    pub allowed: bool,
+    pub at: Timestamp,
+    pub source: Source,
+    pub actor: String,
+    pub policy_version: Option<PolicyVersion>,
+    pub notice_version: Option<String>,
+    pub jurisdiction: Option<Jurisdiction>,
+    pub receipt: Receipt,
+}
+
+/// `POST /v1/choices:batch`.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub choices: Vec<BatchChoice>,
+}
+
+/// One choice in a batch; its time is the commit time and its actor the calling service.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchChoice {
+    pub member: MemberId,
+    pub purpose: String,
+    pub allowed: bool,
+    #[serde(default)]
+    pub jurisdiction: Option<JurisdictionField>,
+    /// The channel the member used: web, mobile, api (default) or gpc.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `?receipts=false` leaves the signed receipts out of a batch response.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    #[serde(default = "default_true")]
+    pub receipts: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchResponse {
+    /// Events written by this request.
+    pub appended: usize,
+    /// Choices answered from an earlier event with the same idempotency key.
+    pub replayed: usize,
+    pub results: Vec<BatchResult>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    pub position: LedgerPosition,
+    pub hash: String,
+    pub replayed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// `POST /v1/consent:check`.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub purpose: String,
+    pub members: Vec<MemberId>,
+    /// One per member (null for unknown), or empty: every jurisdiction unknown.
+    #[serde(default)]
+    pub jurisdictions: Vec<JurisdictionField>,
+    /// Answer as of this time (default: now); must not be in the future.
+    #[serde(default)]
+    pub cutoff: Option<Timestamp>,
+    #[serde(default)]
+    pub format: CheckFormat,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckFormat {
+    /// The allowed member ids, in request order.
+    #[default]
+    Ids,
+    /// Bit i (byte i/8, least significant bit first) set when member i is allowed; base64.
+    Bitmask,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct CheckResponse {
+    pub purpose: Purpose,
+    pub at: Timestamp,
+    /// The ledger position the answer reflects.
+    pub position: LedgerPosition,
+    pub checked: usize,
+    pub allowed_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<MemberId>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmask: Option<String>,
+}
+
+/// `GET /v1/members/{id}/consent` query.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConsentQuery {
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct MemberConsentResponse {
+    pub member: MemberId,
+    pub jurisdiction: Option<Jurisdiction>,
+    pub at: Timestamp,
+    pub ledger_position: LedgerPosition,
+    pub purposes: Vec<PurposeConsent>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct PurposeConsent {
+    pub purpose: Purpose,
+    pub allowed: bool,
+    pub reason: &'static str,
+    pub detail: Reason,
+    pub policy_version: Option<PolicyVersion>,
+    pub explicit_choices: usize,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct HealthResponse {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_position: Option<LedgerPosition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_position: Option<LedgerPosition>,
+}
+
+/// A jurisdiction in a request: a two-letter code or null, read without allocating (a
+/// consent check may carry a million of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JurisdictionField(pub Option<Jurisdiction>);
+
+impl<'de> Deserialize<'de> for JurisdictionField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CodeVisitor;
+        impl<'de> Visitor<'de> for CodeVisitor {
+            type Value = JurisdictionField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an ISO 3166-1 alpha-2 code or null")
+            }
+            fn visit_str<E: de::Error>(self, code: &str) -> Result<Self::Value, E> {
+                Jurisdiction::parse(code)
+                    .map(|code| JurisdictionField(Some(code)))
+                    .map_err(E::custom)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JurisdictionField(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JurisdictionField(None))
+            }
+        }
+        deserializer.deserialize_any(CodeVisitor)
+    }
+}
