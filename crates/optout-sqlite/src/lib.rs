@@ -69,6 +69,31 @@ impl SqliteLedger {
         self.writer.shutdown();
     }
 
+    /// Every event of one kind, in ledger order, as the record `pick` takes from its body.
+    /// The kind is spelled into the SQL (not bound) so the partial index on policies is used.
+    fn events_of_kind<T>(
+        &self,
+        kind: &'static str,
+        pick: impl Fn(optout_core::EventBody) -> Option<T>,
+    ) -> Result<Vec<(LedgerPosition, T)>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE kind = '{kind}' ORDER BY position"
+                ))
+                .map_err(backend)?;
+            let mut rows = statement.query([]).map_err(backend)?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let (event, _) = decode_row(row)?;
+                if let Some(record) = pick(event.body) {
+                    records.push((event.position, record));
+                }
+            }
+            Ok(records)
+        })
+    }
+
     fn read<T>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -341,40 +366,16 @@ impl Ledger for SqliteLedger {
     fn dataset_records(
         &self,
     ) -> Result<Vec<(LedgerPosition, optout_core::DatasetRecord)>, StoreError> {
-        self.read(|connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'dataset' ORDER BY position"
-                ))
-                .map_err(backend)?;
-            let mut rows = statement.query([]).map_err(backend)?;
-            let mut datasets = Vec::new();
-            while let Some(row) = rows.next().map_err(backend)? {
-                let (event, _) = decode_row(row)?;
-                if let optout_core::EventBody::Dataset(dataset) = event.body {
-                    datasets.push((event.position, dataset));
-                }
-            }
-            Ok(datasets)
+        self.events_of_kind("dataset", |body| match body {
+            optout_core::EventBody::Dataset(dataset) => Some(dataset),
+            _ => None,
         })
     }
 
     fn policy_records(&self) -> Result<Vec<(LedgerPosition, PolicyRecord)>, StoreError> {
-        self.read(|connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'policy' ORDER BY position"
-                ))
-                .map_err(backend)?;
-            let mut rows = statement.query([]).map_err(backend)?;
-            let mut policies = Vec::new();
-            while let Some(row) = rows.next().map_err(backend)? {
-                let (event, _) = decode_row(row)?;
-                if let optout_core::EventBody::Policy(policy) = event.body {
-                    policies.push((event.position, policy));
-                }
-            }
-            Ok(policies)
+        self.events_of_kind("policy", |body| match body {
+            optout_core::EventBody::Policy(policy) => Some(policy),
+            _ => None,
         })
     }
 }

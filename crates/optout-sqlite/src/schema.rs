@@ -87,12 +87,13 @@ fn create_events(connection: &Connection) -> Result<(), StoreError> {
 }
 
 /// Version 2: choices by (purpose, time), for snapshots that start from a checkpoint,
-/// and the checkpoints themselves (derived data: rebuilt from the ledger if lost).
+/// dataset events by kind, and the checkpoints themselves (derived data: rebuilt from the ledger if lost).
 fn add_index_checkpoints(connection: &Connection) -> Result<(), StoreError> {
     connection
         .execute_batch(
             "BEGIN;
              CREATE INDEX events_choices_by_time ON events(purpose, at_us) WHERE kind = 'choice';
+             CREATE INDEX events_datasets ON events(kind) WHERE kind = 'dataset';
              CREATE TABLE index_checkpoints (
                  purpose        TEXT NOT NULL,
                  cutoff_us      INTEGER NOT NULL,
