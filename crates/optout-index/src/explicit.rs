@@ -1,13 +1,27 @@
-//! `ExplicitSet`: who made an explicit choice, and which, as two disjoint 64-bit Roaring
-//! bitmaps. The bitmaps are what is exported (portable Roaring) and what batch checks read.
+//! `ExplicitSet`: who made an explicit choice, and which.
+//!
+//! Stored as two 64-bit Roaring bitmaps: `chosen` (every member with an explicit choice)
+//! and `allowed` (the subset whose latest choice allows). Most members checked have no
+//! choice, so a check is usually one bitmap lookup (`chosen`), and a second only for the
+//! few who chose. The denied set (`chosen - allowed`) is what exports write; it is
+//! computed once, when first asked for, and forgotten on the next change.
+
+use std::sync::OnceLock;
 
 use optout_core::MemberId;
 use roaring::RoaringTreemap;
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct ExplicitSet {
+    chosen: RoaringTreemap,
     allowed: RoaringTreemap,
-    denied: RoaringTreemap,
+    denied: OnceLock<RoaringTreemap>,
+}
+
+impl PartialEq for ExplicitSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.chosen == other.chosen && self.allowed == other.allowed
+    }
 }
 
 impl ExplicitSet {
@@ -20,71 +34,81 @@ impl ExplicitSet {
         let mut set = Self::new();
         for (member, allowed) in latest {
             // Appending in order is the fast path of the bitmap; out of order falls back.
-            let target = if allowed {
-                &mut set.allowed
-            } else {
-                &mut set.denied
-            };
-            if target.try_push(member.get()).is_ok() {
-                continue;
+            push_or_insert(&mut set.chosen, member.get());
+            if allowed {
+                push_or_insert(&mut set.allowed, member.get());
             }
-            target.insert(member.get());
         }
         set
     }
 
+    pub fn from_bitmaps(allowed: RoaringTreemap, denied: RoaringTreemap) -> Self {
+        ExplicitSet {
+            chosen: &allowed | &denied,
+            allowed,
+            denied: OnceLock::new(),
+        }
+    }
+
     pub fn set(&mut self, member: MemberId, allowed: bool) {
-        let (add, remove) = if allowed {
-            (&mut self.allowed, &mut self.denied)
+        self.chosen.insert(member.get());
+        if allowed {
+            self.allowed.insert(member.get());
         } else {
-            (&mut self.denied, &mut self.allowed)
-        };
-        add.insert(member.get());
-        remove.remove(member.get());
+            self.allowed.remove(member.get());
+        }
+        self.denied = OnceLock::new();
     }
 
     pub fn remove(&mut self, member: MemberId) {
+        self.chosen.remove(member.get());
         self.allowed.remove(member.get());
-        self.denied.remove(member.get());
+        self.denied = OnceLock::new();
     }
 
     /// The member's latest explicit choice, if any.
     #[inline]
     pub fn get(&self, member: MemberId) -> Option<bool> {
-        if self.allowed.contains(member.get()) {
-            Some(true)
-        } else if self.denied.contains(member.get()) {
-            Some(false)
+        if self.chosen.contains(member.get()) {
+            Some(self.allowed.contains(member.get()))
         } else {
             None
         }
     }
 
+    /// Members whose latest explicit choice allows.
     pub fn allowed(&self) -> &RoaringTreemap {
         &self.allowed
     }
 
+    /// Members whose latest explicit choice denies.
     pub fn denied(&self) -> &RoaringTreemap {
-        &self.denied
-    }
-
-    pub fn from_bitmaps(allowed: RoaringTreemap, denied: RoaringTreemap) -> Self {
-        ExplicitSet { allowed, denied }
+        self.denied.get_or_init(|| &self.chosen - &self.allowed)
     }
 
     /// Members with an explicit choice.
+    pub fn chosen(&self) -> &RoaringTreemap {
+        &self.chosen
+    }
+
     pub fn len(&self) -> u64 {
-        self.allowed.len() + self.denied.len()
+        self.chosen.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.allowed.is_empty() && self.denied.is_empty()
+        self.chosen.is_empty()
     }
 
-    /// Bytes of the two bitmaps in their serialized (portable) form: a close measure of
+    /// Bytes of the stored bitmaps in their serialized (portable) form: a close measure of
     /// their size in memory.
     pub fn serialized_bytes(&self) -> usize {
-        self.allowed.serialized_size() + self.denied.serialized_size()
+        self.chosen.serialized_size() + self.allowed.serialized_size()
+    }
+}
+
+fn push_or_insert(bitmap: &mut RoaringTreemap, value: u64) {
+    if bitmap.try_push(value).is_err() {
+        bitmap.insert(value);
     }
 }
 
@@ -93,13 +117,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_moves_a_member_between_bitmaps() {
+    fn set_moves_a_member_between_allowed_and_denied() {
         let mut set = ExplicitSet::new();
         let big = MemberId(u64::MAX);
         set.set(big, false);
         assert_eq!(set.get(big), Some(false));
+        assert!(set.denied().contains(big.get()));
         set.set(big, true);
         assert_eq!(set.get(big), Some(true));
+        assert!(
+            !set.denied().contains(big.get()),
+            "the cached denied set is refreshed"
+        );
         assert_eq!(set.len(), 1);
         assert_eq!(set.get(MemberId((1 << 32) + 1)), None);
         set.remove(big);
@@ -107,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn from_sorted_matches_inserts() {
+    fn from_sorted_and_from_bitmaps_match_inserts() {
         let pairs = [
             (MemberId(1), true),
             (MemberId(5), false),
@@ -120,5 +149,8 @@ mod tests {
             inserted.set(member, allowed);
         }
         assert_eq!(built, inserted);
+        let rebuilt = ExplicitSet::from_bitmaps(built.allowed().clone(), built.denied().clone());
+        assert_eq!(rebuilt, built);
+        assert_eq!(rebuilt.denied().iter().collect::<Vec<_>>(), [5, u64::MAX]);
     }
 }
