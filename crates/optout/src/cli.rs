@@ -231,7 +231,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "./optout-demo")]
     pub dir: PathBuf,
     /// Generated members.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub members: u64,
 }
 

@@ -168,7 +168,9 @@ fn generate(ledger: &dyn Ledger, clock: &Arc<dyn Clock>, members: u64, quiet: bo
             12..=13 => 3,
             _ => 0,
         };
-        let mut allowed = opt_in_region;
+        // Each choice flips the member's value, starting from their jurisdiction's default
+        // (off in opt-in regions, on elsewhere): the first choice is an opt-in or an opt-out.
+        let mut allowed = !opt_in_region;
         for index in 0..choices {
             allowed = !allowed;
             // Half of the choices land in the last two days before the deadline.
