@@ -403,6 +403,19 @@ fn python_script_and_rust_verifier_agree_on_real_and_tampered_exports() {
     spaced[1] = lines[1].replacen("\"allowed\":", "\"allowed\": ", 1);
     check(d, "non-canonical event", &joined(&spaced), None, Err(2));
 
+    // The line around the event must be canonical too: both verifiers refuse an upper-case
+    // hash or reordered keys, even though they denote the same values.
+    let mut upper = lines.clone();
+    let hash = hash_of(&lines[2]).to_hex();
+    upper[2] = lines[2].replace(&hash, &hash.to_uppercase());
+    assert_ne!(upper[2], lines[2]);
+    check(d, "upper-case hash", &joined(&upper), None, Err(3));
+    let mut reordered = lines.clone();
+    let (event_part, rest) = lines[3].split_at(lines[3].rfind(",\"hash\":").unwrap());
+    reordered[3] = format!("{{{},{}}}", &rest[1..rest.len() - 1], &event_part[1..]);
+    assert_ne!(reordered[3], lines[3]);
+    check(d, "reordered line keys", &joined(&reordered), None, Err(4));
+
     // A forger who recomputes the hashes: the order of recorded_at still catches a time
     // moved back, and a checkpoint catches any rewrite before its position.
     let backwards = forge(&lines, 7, |event| {

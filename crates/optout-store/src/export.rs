@@ -87,6 +87,13 @@ struct ExportLine<'a> {
     prev_hash: EventHash,
 }
 
+/// The position the verifier expects next (where a malformed line is reported).
+fn verifier_position(verifier: &ChainVerifier) -> LedgerPosition {
+    verifier
+        .head()
+        .map_or(LedgerPosition::FIRST, |head| head.position.next())
+}
+
 /// Verifies an export line by line; with a checkpoint, also that its signature holds (by
 /// `key` when given) and that the export contains the checkpointed position and hash.
 pub fn verify_export(
@@ -126,6 +133,21 @@ pub fn verify_export(
         };
         let event = canonical::decode(parsed.event.get().as_bytes())
             .map_err(|error| chain_error(LedgerPosition(parsed.position), error.to_string()))?;
+        // The line itself must be exactly what `export_ledger` writes (as the Python
+        // verifier also requires), so the two verifiers accept the same files.
+        let canonical_line = format!(
+            "{{\"event\":{},\"hash\":\"{}\",\"position\":{},\"prev_hash\":\"{}\"}}",
+            parsed.event.get(),
+            parsed.hash,
+            parsed.position,
+            parsed.prev_hash
+        );
+        if canonical_line != text {
+            return Err(chain_error(
+                verifier_position(&verifier),
+                "the line is not in canonical form".to_string(),
+            ));
+        }
         if event.position.get() != parsed.position {
             return Err(chain_error(
                 LedgerPosition(parsed.position),
