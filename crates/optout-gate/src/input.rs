@@ -3,8 +3,8 @@
 //! skipped), each with its format and size; and the SHA-256 digests that a manifest
 //! records for inputs and outputs.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -111,21 +111,7 @@ fn directory_files(directory: &Path) -> Result<Vec<InputFile>, GateError> {
 }
 
 /// Size and SHA-256 (hex) of a file.
-pub fn digest_file(path: &Path) -> Result<(u64, String), std::io::Error> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
-            break;
-        };
-        hasher.update(chunk);
-        bytes += read as u64;
-    }
-    Ok((bytes, hex::encode(hasher.finalize())))
-}
+pub use optout_index::export::file_sha256 as digest_file;
 
 /// A writer that hashes what passes through it, so an output's digest costs no second
 /// read. Parquet and JSON Lines writers only append, never seek.

@@ -346,16 +346,20 @@ fn write_parquet(bitmap: &RoaringTreemap, path: &Path) -> Result<(), ExportError
 }
 
 fn digest_file(path: &Path) -> Result<(u64, String), ExportError> {
-    let io = |error| ExportError::Io {
+    file_sha256(path).map_err(|error| ExportError::Io {
         path: path.to_path_buf(),
         error,
-    };
-    let mut file = File::open(path).map_err(io)?;
+    })
+}
+
+/// Size and SHA-256 (hex) of a file, read in 1 MiB chunks.
+pub fn file_sha256(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     loop {
-        let read = std::io::Read::read(&mut file, &mut buffer).map_err(io)?;
+        let read = std::io::Read::read(&mut file, &mut buffer)?;
         let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
             break;
         };

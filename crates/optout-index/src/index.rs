@@ -18,7 +18,7 @@ use optout_core::{
     EventBody, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, Purpose, SealedEvent,
     Timestamp,
 };
-use optout_store::{Ledger, StoreError};
+use optout_store::{member_history, policy_history_up_to, Ledger, StoreError};
 
 use crate::decision_table::{Basis, DecisionTable, ExplicitState};
 use crate::explicit::ExplicitSet;
@@ -80,7 +80,7 @@ impl ConsentIndex {
         let up_to = ledger
             .head()?
             .map_or(LedgerPosition(0), |head| head.position);
-        let policies = policies_up_to(ledger, up_to)?;
+        let policies = policy_history_up_to(ledger, up_to)?;
         let mut by_purpose: HashMap<Purpose, Vec<(u64, i64, u64, bool)>> = HashMap::new();
         ledger.scan_choices(up_to, &mut |facts| {
             let entry = match by_purpose.get_mut(facts.purpose) {
@@ -181,12 +181,8 @@ impl ConsentIndex {
                 } else {
                     // A backdated choice for a member with history: recompute from the
                     // member's events up to this one.
-                    let history: Vec<_> = ledger
-                        .member_choices(choice.member, &choice.purpose)?
-                        .iter()
-                        .filter(|stored| stored.position <= sealed.position())
-                        .map(|stored| stored.explicit())
-                        .collect();
+                    let history =
+                        member_history(ledger, choice.member, &choice.purpose, sealed.position())?;
                     match latest_choice_at(&history, Timestamp::MAX) {
                         Some(latest) => state.explicit.set(choice.member, latest.allowed),
                         None => state.explicit.set(choice.member, choice.allowed),
@@ -255,12 +251,7 @@ impl ConsentIndex {
         if current.is_none() || self.is_current_at(purpose, at) {
             return Ok(current);
         }
-        let history: Vec<_> = ledger
-            .member_choices(member, purpose)?
-            .iter()
-            .filter(|stored| stored.position <= self.applied)
-            .map(|stored| stored.explicit())
-            .collect();
+        let history = member_history(ledger, member, purpose, self.applied)?;
         Ok(latest_choice_at(&history, at).map(|choice| choice.allowed))
     }
 
@@ -334,28 +325,4 @@ pub fn check_batch_with(
         }
     }
     Ok(words)
-}
-
-/// The policy versions recorded at or before `up_to`.
-pub(crate) fn policies_up_to(
-    ledger: &dyn Ledger,
-    up_to: LedgerPosition,
-) -> Result<PolicyHistory, IndexError> {
-    let mut history = PolicyHistory::new();
-    for (position, record) in ledger.policy_records()? {
-        if position > up_to {
-            break;
-        }
-        let document = PolicyDocument::parse(&record.document, "ledger").map_err(|error| {
-            IndexError::Policy {
-                position,
-                problem: error.to_string(),
-            }
-        })?;
-        history.push(document).map_err(|error| IndexError::Policy {
-            position,
-            problem: error.to_string(),
-        })?;
-    }
-    Ok(history)
 }

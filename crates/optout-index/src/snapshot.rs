@@ -12,12 +12,12 @@ use optout_core::{
     EventHash, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, PolicyVersion, Purpose,
     Timestamp,
 };
-use optout_store::{IndexCheckpoint, Ledger};
+use optout_store::{member_history, policy_history_up_to, IndexCheckpoint, Ledger};
 use roaring::RoaringTreemap;
 
 use crate::decision_table::{DecisionTable, ExplicitState};
 use crate::explicit::ExplicitSet;
-use crate::index::{check_batch_with, policies_up_to, IndexError};
+use crate::index::{check_batch_with, IndexError};
 
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -101,7 +101,7 @@ impl Snapshot {
                 .map(|event| event.hash)
                 .unwrap_or(EventHash::GENESIS)
         };
-        let policies = policies_up_to(ledger, position)?;
+        let policies = policy_history_up_to(ledger, position)?;
         let stored = match checkpoints {
             CheckpointUse::IfStored => from_checkpoint(ledger, purpose, cutoff, position)?,
             CheckpointUse::Never => None,
@@ -241,12 +241,7 @@ fn from_checkpoint(
         explicit.set(member, allowed);
     }
     for member in &backdated {
-        let history: Vec<_> = ledger
-            .member_choices(*member, purpose)?
-            .iter()
-            .filter(|choice| choice.position <= position)
-            .map(|choice| choice.explicit())
-            .collect();
+        let history = member_history(ledger, *member, purpose, position)?;
         match latest_choice_at(&history, cutoff) {
             Some(latest) => explicit.set(*member, latest.allowed),
             None => explicit.remove(*member),

@@ -177,10 +177,36 @@ pub struct ChoiceFacts<'a> {
     pub at: Timestamp,
 }
 
+/// A member's explicit choices for a purpose at positions <= `up_to`, as the rule needs them.
+pub fn member_history(
+    ledger: &dyn Ledger,
+    member: MemberId,
+    purpose: &Purpose,
+    up_to: LedgerPosition,
+) -> Result<Vec<optout_core::ExplicitChoice>, StoreError> {
+    Ok(ledger
+        .member_choices(member, purpose)?
+        .iter()
+        .filter(|stored| stored.position <= up_to)
+        .map(ChoiceAt::explicit)
+        .collect())
+}
+
 /// The policy history recorded in a ledger.
 pub fn policy_history(ledger: &dyn Ledger) -> Result<PolicyHistory, StoreError> {
+    policy_history_up_to(ledger, LedgerPosition(u64::MAX))
+}
+
+/// The policy versions recorded at or before position `up_to`.
+pub fn policy_history_up_to(
+    ledger: &dyn Ledger,
+    up_to: LedgerPosition,
+) -> Result<PolicyHistory, StoreError> {
     let mut history = PolicyHistory::new();
     for (position, record) in ledger.policy_records()? {
+        if position > up_to {
+            break;
+        }
         let document =
             PolicyDocument::parse(&record.document, &format!("ledger position {position}"))
                 .map_err(|error| StoreError::Corrupt {

@@ -15,7 +15,8 @@ pub mod conformance;
 pub use error::StoreError;
 pub use export::{export_ledger, verify_export, ExportError};
 pub use ledger::{
-    policy_history, Appended, ChoiceAt, ChoiceFacts, ChoiceTime, IndexCheckpoint, Ledger, NewEvent,
+    member_history, policy_history, policy_history_up_to, Appended, ChoiceAt, ChoiceFacts,
+    ChoiceTime, IndexCheckpoint, Ledger, NewEvent,
 };
 pub use verify::verify_ledger;
 pub use writer::{CommitLog, GroupCommitWriter, WriterLimits, WriterMetrics, WriterState};

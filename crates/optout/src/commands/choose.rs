@@ -8,11 +8,11 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use optout_core::event::Actor;
-use optout_core::{ChoiceRecord, Jurisdiction, MemberId, PolicyHistory, Purpose, Receipt, Source};
+use optout_core::{ChoiceRecord, MemberId, PolicyHistory, Purpose, Receipt, Source};
 use optout_store::{policy_history, ChoiceTime, Ledger, NewEvent};
 
 use crate::cli::{ChooseArgs, Decision};
-use crate::commands::{known_purpose, open_data_dir, parse_member, print_json};
+use crate::commands::{known_purpose, open_data_dir, parse_jurisdiction, parse_member, print_json};
 use crate::data_dir::{DataDir, Opened};
 use crate::exit::{CliResult, Context};
 
@@ -23,12 +23,7 @@ pub fn run(data_dir: &DataDir, args: &ChooseArgs) -> CliResult {
         Some(actor) => Actor::new(actor).context_bad_input("--actor")?,
         None => default_actor()?,
     };
-    let jurisdiction = args
-        .jurisdiction
-        .as_deref()
-        .map(Jurisdiction::parse)
-        .transpose()
-        .context_bad_input("--jurisdiction")?;
+    let jurisdiction = parse_jurisdiction(args.jurisdiction.as_deref())?;
     let opened = open_data_dir(data_dir)?;
     let policies = policy_history(&opened.ledger)?;
     let purpose = known_purpose(&policies, &args.purpose)?;

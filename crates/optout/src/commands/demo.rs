@@ -2,15 +2,13 @@
 //! a data directory, records a deterministic population's choices, checks a few members'
 //! consent, issues and verifies a receipt, and verifies the whole chain.
 
-use std::sync::Arc;
-
 use optout_core::consent::decide_from_history;
 use optout_core::event::Actor;
 use optout_core::{
-    ChoiceRecord, Clock, Jurisdiction, MemberId, PolicyDocument, Purpose, Receipt, Source,
+    ChoiceRecord, Jurisdiction, LedgerPosition, MemberId, PolicyDocument, Purpose, Receipt, Source,
     Timestamp,
 };
-use optout_store::{policy_history, verify_ledger, ChoiceTime, Ledger, NewEvent};
+use optout_store::{member_history, policy_history, verify_ledger, ChoiceTime, Ledger, NewEvent};
 
 use crate::cli::DemoArgs;
 use crate::commands::policy::append_policy;
@@ -58,7 +56,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> CliResult {
         println!(
             "  created it with a new signing key; default policy recorded at position {position}"
         );
-        generate(ledger, &opened.clock, args.members, quiet)?;
+        generate(ledger, args.members, quiet)?;
     } else {
         println!("  reusing it (delete the directory to start over)");
     }
@@ -77,11 +75,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> CliResult {
     ];
     for member in [1u64, 2, 4, 6, 8] {
         let jurisdiction = country_of(member);
-        let choices: Vec<_> = ledger
-            .member_choices(MemberId(member), &purpose)?
-            .iter()
-            .map(|choice| choice.explicit())
-            .collect();
+        let choices = member_history(ledger, MemberId(member), &purpose, LedgerPosition(u64::MAX))?;
         for (time, label) in moments {
             let at = Timestamp::parse_rfc3339(time).map_err(anyhow::Error::from)?;
             let decision =
@@ -153,7 +147,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> CliResult {
 
 /// A deterministic population: most members never choose; some opt out (a rush in the
 /// last days before the deadline), a few flip, opt-in jurisdictions mostly stay off.
-fn generate(ledger: &dyn Ledger, clock: &Arc<dyn Clock>, members: u64, quiet: bool) -> CliResult {
+fn generate(ledger: &dyn Ledger, members: u64, quiet: bool) -> CliResult {
     let purpose = Purpose::new("ai_training").map_err(anyhow::Error::from)?;
     let notified = Timestamp::parse_rfc3339("2023-10-16T00:00:00Z").map_err(anyhow::Error::from)?;
     let deadline = Timestamp::parse_rfc3339("2023-10-30T00:00:00Z").map_err(anyhow::Error::from)?;
@@ -204,7 +198,6 @@ fn generate(ledger: &dyn Ledger, clock: &Arc<dyn Clock>, members: u64, quiet: bo
             });
         }
     }
-    let _ = clock;
     let bar = progress::bar(Some(events.len() as u64), "choices", quiet);
     bar.set_message("recording");
     let total = events.len();

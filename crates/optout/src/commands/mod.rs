@@ -16,7 +16,7 @@ pub mod verify;
 
 use std::path::Path;
 
-use optout_core::{MemberId, PolicyHistory, PublicKey, Purpose};
+use optout_core::{Jurisdiction, MemberId, PolicyHistory, PublicKey, Purpose};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, LedgerCommand, PolicyCommand, ReceiptCommand, SnapshotCommand};
@@ -85,6 +85,13 @@ pub fn open_data_dir(data_dir: &DataDir) -> CliResult<Opened> {
         )));
     }
     Ok(data_dir.open()?)
+}
+
+/// An optional `--jurisdiction` value.
+pub fn parse_jurisdiction(text: Option<&str>) -> CliResult<Option<Jurisdiction>> {
+    text.map(Jurisdiction::parse)
+        .transpose()
+        .context_bad_input("--jurisdiction")
 }
 
 pub fn parse_member(text: &str) -> CliResult<MemberId> {

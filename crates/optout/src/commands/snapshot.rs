@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use optout_core::{LedgerPosition, Timestamp};
-use optout_index::export::{ExportFormat, SnapshotManifest, MANIFEST_FILE};
+use optout_index::export::{file_sha256, ExportFormat, SnapshotManifest, MANIFEST_FILE};
 use optout_index::{export_snapshot, Snapshot, SnapshotSource};
 use optout_store::policy_history;
 use serde_json::json;
@@ -155,9 +155,8 @@ fn show_exported(dir: &Path) -> CliResult {
         .verify_signature(None)
         .map_err(|error| check_failed(anyhow::anyhow!("{}: {error}", path.display())))?;
     for file in &manifest.files {
-        let bytes = std::fs::read(dir.join(&file.name))
+        let (_, digest) = file_sha256(&dir.join(&file.name))
             .context_bad_input(format!("cannot read {}", dir.join(&file.name).display()))?;
-        let digest = sha256_hex(&bytes);
         if digest != file.sha256 {
             return Err(check_failed(anyhow::anyhow!(
                 "{}: SHA-256 {digest} differs from the manifest's {}",
@@ -176,9 +175,4 @@ fn show_exported(dir: &Path) -> CliResult {
         "signature_valid": true,
         "public_key": manifest.public_key,
     }))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }

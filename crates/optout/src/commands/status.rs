@@ -1,23 +1,18 @@
 //! `optout status`: a member's effective consent for a purpose, at a time, with the reason.
 
 use optout_core::consent::decide_from_history;
-use optout_core::{Jurisdiction, Timestamp};
-use optout_store::{policy_history, Ledger};
+use optout_core::{LedgerPosition, Timestamp};
+use optout_store::{member_history, policy_history, Ledger};
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::commands::{known_purpose, open_data_dir, parse_member, print_json};
+use crate::commands::{known_purpose, open_data_dir, parse_jurisdiction, parse_member, print_json};
 use crate::data_dir::DataDir;
 use crate::exit::{CliResult, Context};
 
 pub fn run(data_dir: &DataDir, args: &StatusArgs) -> CliResult {
     let member = parse_member(&args.member)?;
-    let jurisdiction = args
-        .jurisdiction
-        .as_deref()
-        .map(Jurisdiction::parse)
-        .transpose()
-        .context_bad_input("--jurisdiction")?;
+    let jurisdiction = parse_jurisdiction(args.jurisdiction.as_deref())?;
     let at = args
         .at
         .as_deref()
@@ -28,12 +23,7 @@ pub fn run(data_dir: &DataDir, args: &StatusArgs) -> CliResult {
     let at = at.unwrap_or_else(|| opened.clock.now());
     let policies = policy_history(&opened.ledger)?;
     let purpose = known_purpose(&policies, &args.purpose)?;
-    let choices: Vec<_> = opened
-        .ledger
-        .member_choices(member, &purpose)?
-        .iter()
-        .map(|choice| choice.explicit())
-        .collect();
+    let choices = member_history(&opened.ledger, member, &purpose, LedgerPosition(u64::MAX))?;
     let decision = decide_from_history(&policies, &purpose, jurisdiction, at, &choices);
     let head = opened.ledger.head()?;
     print_json(&json!({
