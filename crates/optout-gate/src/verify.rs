@@ -111,7 +111,10 @@ impl JurisdictionTable {
                 }
             }
         }
-        entries.sort_unstable_by_key(|(id, _)| *id);
+        // An unusable code places nobody; of several usable codes for one member, the first
+        // one read wins (a stable sort keeps file order among equal ids).
+        entries.retain(|(_, slot)| *slot != MISSING_JURISDICTION);
+        entries.sort_by_key(|(id, _)| *id);
         entries.dedup_by_key(|(id, _)| *id);
         Ok(JurisdictionTable { entries })
     }
@@ -149,16 +152,12 @@ fn load_parquet(
     for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
         for batch in input.reader(row_group, 0, rows, BATCH_ROWS)? {
             let batch = batch.map_err(|error| GateError::corrupt_parquet(&file.path, error))?;
-            let (Some(ids), Some(codes)) = (
-                batch.column_by_name(id_column),
-                batch.column_by_name(jurisdiction_column),
-            ) else {
-                return Err(GateError::schema(
-                    &file.path,
-                    id_column,
-                    "is missing from a batch",
-                ));
-            };
+            let ids = batch.column_by_name(id_column).ok_or_else(|| {
+                GateError::schema(&file.path, id_column, "is missing from a batch")
+            })?;
+            let codes = batch.column_by_name(jurisdiction_column).ok_or_else(|| {
+                GateError::schema(&file.path, jurisdiction_column, "is missing from a batch")
+            })?;
             let codes = JurisdictionColumn::new(codes.as_ref()).ok_or_else(|| {
                 GateError::schema(&file.path, jurisdiction_column, "is not a string column")
             })?;
@@ -413,4 +412,22 @@ pub fn write_member_list(path: &Path, members: &RoaringTreemap) -> Result<(), Ga
     }
     let file = writer.into_inner().map_err(parquet_error)?;
     file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A member listed with an unusable code and then a valid one is placed by the valid
+    // one; of two valid codes, the first in file order wins.
+    #[test]
+    fn jurisdiction_table_keeps_the_first_usable_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("places.csv");
+        std::fs::write(&path, "member_id,country\n7,??\n7,DE\n8,US\n8,FR\n").unwrap();
+        let table = JurisdictionTable::load(&[path], "member_id", "country").unwrap();
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.get(7), Some(slot_of_text("DE")));
+        assert_eq!(table.get(8), Some(slot_of_text("US")));
+    }
 }
