@@ -266,8 +266,8 @@ impl ConsentIndex {
         jurisdictions: &[Option<Jurisdiction>],
         ledger: &dyn Ledger,
     ) -> Result<Vec<u64>, IndexError> {
-        let table = self.decision_table(purpose, at);
         if self.is_current_at(purpose, at) {
+            let table = self.decision_table(purpose, at);
             let empty = ExplicitSet::new();
             let explicit = self
                 .purposes

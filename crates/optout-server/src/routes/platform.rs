@@ -161,11 +161,23 @@ fn check(state: &AppState, body: CheckRequest) -> Result<CheckResponse, ApiError
     let jurisdictions: Vec<Option<Jurisdiction>> =
         body.jurisdictions.iter().map(|field| field.0).collect();
     let ledger = state.ledger();
-    let (words, position) = state.shared().index.read(|index| {
+    // Under the read lock only the bitmap path runs; a past cutoff with choices after it
+    // needs a snapshot, which reads the ledger, so it is built after the lock is released
+    // (appends wait for the write lock to bring the index up to date).
+    let (current, position) = state.shared().index.read(|index| {
+        let position = index.applied_position();
+        if !index.is_current_at(&purpose, at) {
+            return Ok((None, position));
+        }
         index
             .check_batch(&purpose, at, &body.members, &jurisdictions, ledger)
-            .map(|words| (words, index.applied_position()))
+            .map(|words| (Some(words), position))
     })??;
+    let words = match current {
+        Some(words) => words,
+        None => optout_index::Snapshot::build(ledger, &purpose, at, Some(position))?
+            .check_batch(&body.members, &jurisdictions)?,
+    };
     state.shared().metrics.ids_checked.fetch_add(
         body.members.len() as u64,
         std::sync::atomic::Ordering::Relaxed,
