@@ -119,12 +119,21 @@ fn start_appender(scratch: &Scratch) -> Appender {
     }
 }
 
-/// Waits until `done` holds, failing if the appender exits on its own first.
+/// Longest wait for the appender's output before the test fails instead of hanging.
+const WAIT_SECONDS_MAX: u64 = 120;
+
+/// Waits until `done` holds, failing if the appender exits on its own first or stalls.
 fn wait_until(appender: &mut Appender, mut done: impl FnMut(usize) -> bool) {
+    let started = std::time::Instant::now();
     loop {
         if done(appender.lines.load(Ordering::SeqCst)) {
             return;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(WAIT_SECONDS_MAX),
+            "the appender printed {} receipts and then stalled for {WAIT_SECONDS_MAX} s",
+            appender.lines.load(Ordering::SeqCst)
+        );
         if let Some(status) = appender.child.try_wait().expect("poll the appender") {
             panic!("the appender exited by itself with {status} before it was killed");
         }

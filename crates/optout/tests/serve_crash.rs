@@ -72,6 +72,11 @@ fn every_acknowledged_put_survives_sigkill_of_the_server() {
             "round {round}: killed after {} acknowledged requests (threshold {kill_after})",
             receipts.len()
         );
+        // A round in which nothing was acknowledged would prove nothing.
+        assert!(
+            !receipts.is_empty(),
+            "round {round}: no request was acknowledged (seed {seed})"
+        );
         for receipt in receipts {
             let position = receipt["position"].as_u64().unwrap();
             assert!(
