@@ -261,3 +261,59 @@ impl<'de> Deserialize<'de> for JurisdictionField {
         deserializer.deserialize_any(CodeVisitor)
     }
 }
+
+/// `GET /v1/me/usage`: the datasets recorded in the ledger, as they concern the member.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct UsageResponse {
+    pub member: MemberId,
+    /// The ledger position the answer reflects.
+    pub ledger_position: LedgerPosition,
+    /// Dataset events in the ledger.
+    pub datasets_recorded: usize,
+    /// Datasets whose included-member set holds the member.
+    pub included: Vec<DatasetSummary>,
+    /// Datasets checked that did not include the member.
+    pub not_included: usize,
+    /// Datasets whose member set could not be found or trusted: no answer either way.
+    pub unchecked: Vec<UncheckedDataset>,
+}
+
+/// A dataset event, as a member sees it.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub dataset_id: String,
+    pub purpose: Purpose,
+    /// Choices as of this time decided who was included.
+    pub cutoff: Timestamp,
+    /// Where the dataset event is in the ledger.
+    pub position: LedgerPosition,
+    /// The ledger position of the snapshot the gate used.
+    pub snapshot_position: LedgerPosition,
+    pub rows_written: u64,
+    pub members_included: u64,
+    pub manifest_sha256: String,
+}
+
+impl DatasetSummary {
+    pub fn new(position: LedgerPosition, record: &optout_core::DatasetRecord) -> Self {
+        DatasetSummary {
+            dataset_id: record.dataset_id.clone(),
+            purpose: record.purpose.clone(),
+            cutoff: record.cutoff,
+            position,
+            snapshot_position: record.snapshot_position,
+            rows_written: record.rows_written,
+            members_included: record.members_included,
+            manifest_sha256: record.manifest_sha256.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct UncheckedDataset {
+    pub dataset: DatasetSummary,
+    /// `no_data_directory`, `manifest_not_found`, `manifest_invalid`,
+    /// `member_set_unreadable` or `member_set_mismatch`.
+    pub reason: &'static str,
+    pub detail: String,
+}

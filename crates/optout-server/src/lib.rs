@@ -26,6 +26,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod token;
+pub mod usage;
 
 pub use config::ServerConfig;
 pub use limits::ServerLimits;

@@ -17,6 +17,8 @@ pub struct ServerLimits {
     pub check_members_max: usize,
     /// Choices returned by `GET /v1/me/history` (the most recent ones).
     pub history_choices_max: usize,
+    /// Included-member sets of datasets kept in memory for `GET /v1/me/usage`.
+    pub usage_member_sets_cached_max: usize,
     /// Sustained requests per second one member may make.
     pub member_requests_per_second: u32,
     /// Requests one member may make in a burst.
@@ -47,6 +49,7 @@ impl Default for ServerLimits {
             batch_choices_max: 10_000,
             check_members_max: 1_000_000,
             history_choices_max: 1_000,
+            usage_member_sets_cached_max: 64,
             member_requests_per_second: 5,
             member_requests_burst: 20,
             service_requests_per_second: 1_000,

@@ -5,6 +5,7 @@
 //! through [`AppState::blocking`] on tokio's blocking pool; many appends waiting at once
 //! is exactly what lets the group-commit writer fill large transactions.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use crate::metrics::{GaugeFigures, ServiceMetrics};
 use crate::problem::ApiError;
 use crate::rate_limit::{Rate, RateKey, RateLimiter};
 use crate::token::TokenVerifier;
+use crate::usage::DatasetSets;
 
 /// A ledger the service can run on: the `Ledger` trait plus the backend's writer figures.
 pub trait ServedLedger: Send + Sync + 'static {
@@ -30,6 +32,12 @@ pub trait ServedLedger: Send + Sync + 'static {
 
     /// Lets queued writes finish and stops writing (graceful shutdown).
     fn close(&self) {}
+
+    /// The data directory the ledger lives in, when it has one: where the service finds
+    /// the gate's datasets and keeps the snapshots it exports.
+    fn data_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 impl ServedLedger for SqliteLedger {
@@ -43,6 +51,10 @@ impl ServedLedger for SqliteLedger {
 
     fn close(&self) {
         SqliteLedger::close(self);
+    }
+
+    fn data_dir(&self) -> Option<PathBuf> {
+        self.path().parent().map(Path::to_path_buf)
     }
 }
 
@@ -127,6 +139,31 @@ pub struct Shared {
     pub index: LiveIndex,
     pub metrics: ServiceMetrics,
     pub rate_limiter: RateLimiter,
+    pub files: DataFiles,
+    pub datasets: DatasetSets,
+}
+
+/// Where the service reads and writes files: under the ledger's data directory, when
+/// the ledger has one (`DIR/datasets/*/` for the gate's datasets, `DIR/snapshots/` for
+/// exported snapshots).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataFiles {
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Directory, under the data directory, the service looks in for datasets.
+pub const DATASETS_DIR: &str = "datasets";
+/// Directory, under the data directory, where snapshots are exported.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+impl DataFiles {
+    pub fn datasets_dir(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.join(DATASETS_DIR))
+    }
+
+    pub fn snapshots_dir(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|dir| dir.join(SNAPSHOTS_DIR))
+    }
 }
 
 impl AppState {
@@ -139,6 +176,9 @@ impl AppState {
         limits: ServerLimits,
     ) -> Result<Self, IndexError> {
         let index = LiveIndex::build(ledger.ledger())?;
+        let files = DataFiles {
+            data_dir: ledger.data_dir(),
+        };
         let rate_limiter = RateLimiter::new(
             Rate {
                 per_second: limits.member_requests_per_second,
@@ -160,6 +200,8 @@ impl AppState {
                 index,
                 metrics: ServiceMetrics::default(),
                 rate_limiter,
+                files,
+                datasets: DatasetSets::new(limits.usage_member_sets_cached_max),
             }),
         })
     }

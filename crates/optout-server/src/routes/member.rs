@@ -7,11 +7,12 @@ use axum::Json;
 use optout_core::Source;
 
 use crate::auth::MemberCaller;
-use crate::dto::{HistoryResponse, SetChoiceRequest, SettingsResponse};
+use crate::dto::{HistoryResponse, SetChoiceRequest, SettingsResponse, UsageResponse};
 use crate::json_body::JsonBody;
 use crate::member_settings::{self, ChoiceRequest};
 use crate::problem::ApiError;
 use crate::state::AppState;
+use crate::usage;
 
 /// Header a client sets so that a retried `PUT` writes one event.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -68,6 +69,18 @@ pub async fn get_history(
     let limit = state.limits().history_choices_max;
     state
         .blocking(move |state| member_settings::history(state, caller, limit))
+        .await
+        .map(Json)
+}
+
+/// `GET /v1/me/usage`: the datasets that included the member, and those that could not
+/// be checked.
+pub async fn get_usage(
+    State(state): State<AppState>,
+    caller: MemberCaller,
+) -> Result<Json<UsageResponse>, ApiError> {
+    state
+        .blocking(move |state| usage::usage(state, caller.member))
         .await
         .map(Json)
 }

@@ -23,6 +23,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/me/settings", get(member::get_settings))
         .route("/v1/me/settings/{purpose}", put(member::put_setting))
         .route("/v1/me/history", get(member::get_history))
+        .route("/v1/me/usage", get(member::get_usage))
         .layer(DefaultBodyLimit::max(limits.member_body_bytes_max))
         .layer(Extension(BodyBytesMax(limits.member_body_bytes_max)));
     let platform_routes = Router::new()

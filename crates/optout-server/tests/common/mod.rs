@@ -161,6 +161,11 @@ impl Service {
             .unwrap()
     }
 
+    /// The data directory (the ledger's directory).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The ledger head position (0 when empty).
     pub fn head(&self) -> u64 {
         self.ledger
