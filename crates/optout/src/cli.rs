@@ -55,7 +55,8 @@ pub enum Command {
     /// Snapshots: effective explicit consent for (purpose, cutoff, ledger position).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Walk through the ledger on the embedded store in ./optout-demo.
+    /// The whole product on one machine: a generated population in ./optout-demo, a
+    /// sample dataset through the gate, then the service with demo sign-in links.
     Demo(DemoArgs),
     /// Build a training dataset from Parquet or JSON Lines, keeping only the rows of
     /// members allowed as of the cutoff and only the allowed fields, with a signed manifest.
@@ -230,9 +231,15 @@ pub struct DemoArgs {
     /// Where the demo keeps its data.
     #[arg(long, default_value = "./optout-demo")]
     pub dir: PathBuf,
-    /// Generated members.
-    #[arg(long, default_value_t = 20_000)]
+    /// Generated members (used when the directory is created; a reused one keeps its own).
+    #[arg(long, default_value_t = 1_000_000)]
     pub members: u64,
+    /// Where the service listens once the data is ready (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Prepare and show the data, but do not start the service.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

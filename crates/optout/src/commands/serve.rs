@@ -6,6 +6,7 @@
 //! port. SIGTERM or Ctrl-C stops accepting, lets requests in flight finish, and flushes
 //! the ledger writer before the process exits.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use clap::Args;
 use optout_server::{logging, serve, shutdown_signal, AppState, ServerConfig};
 
 use crate::commands::{open_data_dir, print_json};
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, Opened};
 use crate::exit::{CliResult, Context};
 
 #[derive(Args, Debug)]
@@ -40,6 +41,19 @@ pub fn run(data_dir: &DataDir, args: &ServeArgs) -> CliResult {
     .context_bad_input("configuration")?;
     logging::init(&config).context_bad_input("configuration")?;
     let opened = open_data_dir(data_dir)?;
+    serve_until_signal(data_dir, opened, config, |address| {
+        print_json(&serde_json::json!({ "listening": address.to_string() }))
+    })
+}
+
+/// Serves the opened data directory until SIGTERM or Ctrl-C. `on_listening` runs once the
+/// socket is bound and the index is built, before the first request is accepted.
+pub fn serve_until_signal(
+    data_dir: &DataDir,
+    opened: Opened,
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr) -> CliResult,
+) -> CliResult {
     let verifier = config
         .token_verifier(data_dir.path())
         .context_bad_input("token keys")?;
@@ -51,7 +65,10 @@ pub fn run(data_dir: &DataDir, args: &ServeArgs) -> CliResult {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .context_bad_input(format!("cannot listen on {}", config.listen))?;
+            .context_bad_input(format!(
+                "cannot listen on {} (is another server using it? choose another address with --listen)",
+                config.listen
+            ))?;
         let address = listener.local_addr().map_err(anyhow::Error::from)?;
         let ledger = Arc::new(opened.ledger);
         let signer = Arc::new(opened.signer);
@@ -64,7 +81,7 @@ pub fn run(data_dir: &DataDir, args: &ServeArgs) -> CliResult {
         .map_err(anyhow::Error::from)?
         .map_err(anyhow::Error::from)?;
         tracing::info!(%address, "listening");
-        print_json(&serde_json::json!({ "listening": address.to_string() }))?;
+        on_listening(address)?;
         serve(listener, state, shutdown_signal())
             .await
             .map_err(anyhow::Error::from)?;
