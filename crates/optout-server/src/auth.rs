@@ -17,7 +17,10 @@ use optout_core::{Jurisdiction, MemberId};
 use crate::problem::ApiError;
 use crate::rate_limit::RateKey;
 use crate::state::AppState;
-use crate::token::{Principal, SCOPE_CHOICES_WRITE, SCOPE_CONSENT_READ, SCOPE_LEDGER_READ};
+use crate::token::{
+    Principal, SCOPE_CHOICES_WRITE, SCOPE_CONSENT_READ, SCOPE_LEDGER_READ, SCOPE_REPORTS_READ,
+    SCOPE_SNAPSHOTS_READ, SCOPE_SNAPSHOTS_WRITE,
+};
 
 /// The name of the cookie the settings page keeps the member's token in.
 pub const SESSION_COOKIE: &str = "optout_session";
@@ -79,6 +82,27 @@ impl RequiredScope for ConsentRead {
 pub struct LedgerRead;
 impl RequiredScope for LedgerRead {
     const SCOPE: &'static str = SCOPE_LEDGER_READ;
+}
+
+/// `reports:read`.
+#[derive(Debug)]
+pub struct ReportsRead;
+impl RequiredScope for ReportsRead {
+    const SCOPE: &'static str = SCOPE_REPORTS_READ;
+}
+
+/// `snapshots:write`.
+#[derive(Debug)]
+pub struct SnapshotsWrite;
+impl RequiredScope for SnapshotsWrite {
+    const SCOPE: &'static str = SCOPE_SNAPSHOTS_WRITE;
+}
+
+/// `snapshots:read`.
+#[derive(Debug)]
+pub struct SnapshotsRead;
+impl RequiredScope for SnapshotsRead {
+    const SCOPE: &'static str = SCOPE_SNAPSHOTS_READ;
 }
 
 /// A platform service whose token carries scope `S`.

@@ -317,3 +317,42 @@ pub struct UncheckedDataset {
     pub reason: &'static str,
     pub detail: String,
 }
+
+/// `GET /v1/reports/choices` query.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `day`, `jurisdiction` or `source`.
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// `json` or `csv`; wins over the `Accept` header.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /v1/reports/choices`: choice events counted per bucket.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceReport {
+    pub by: &'static str,
+    /// The purpose counted; none: every purpose.
+    pub purpose: Option<Purpose>,
+    /// The ledger position the counts reflect.
+    pub ledger_position: LedgerPosition,
+    pub allowed: u64,
+    pub denied: u64,
+    pub total: u64,
+    /// In ascending order of `bucket`.
+    pub buckets: Vec<ReportBucket>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReportBucket {
+    /// A UTC date (`YYYY-MM-DD`), an ISO 3166-1 code (`unknown` when the choice had
+    /// none), or a source (`web`, `mobile`, `api`, `gpc`, `admin`, `import`).
+    pub bucket: String,
+    pub allowed: u64,
+    pub denied: u64,
+    pub total: u64,
+}

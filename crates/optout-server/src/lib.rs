@@ -22,6 +22,7 @@ pub mod observe;
 pub mod page;
 pub mod problem;
 pub mod rate_limit;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub mod state;

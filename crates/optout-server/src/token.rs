@@ -38,8 +38,21 @@ pub const SCOPE_CHOICES_WRITE: &str = "choices:write";
 pub const SCOPE_CONSENT_READ: &str = "consent:read";
 /// Scope to read signed ledger checkpoints (`GET /v1/ledger/checkpoint`).
 pub const SCOPE_LEDGER_READ: &str = "ledger:read";
+/// Scope to read aggregate reports (`GET /v1/reports/choices`).
+pub const SCOPE_REPORTS_READ: &str = "reports:read";
+/// Scope to create snapshots (`POST /v1/snapshots`).
+pub const SCOPE_SNAPSHOTS_WRITE: &str = "snapshots:write";
+/// Scope to read and download snapshots (`GET /v1/snapshots/{id}` and its files).
+pub const SCOPE_SNAPSHOTS_READ: &str = "snapshots:read";
 /// Every scope a service token may carry.
-pub const SCOPES: [&str; 3] = [SCOPE_CHOICES_WRITE, SCOPE_CONSENT_READ, SCOPE_LEDGER_READ];
+pub const SCOPES: [&str; 6] = [
+    SCOPE_CHOICES_WRITE,
+    SCOPE_CONSENT_READ,
+    SCOPE_LEDGER_READ,
+    SCOPE_REPORTS_READ,
+    SCOPE_SNAPSHOTS_WRITE,
+    SCOPE_SNAPSHOTS_READ,
+];
 
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
 pub const HS256_SECRET_BYTES_MIN: usize = 32;

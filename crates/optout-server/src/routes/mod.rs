@@ -4,6 +4,7 @@
 pub mod member;
 pub mod operations;
 pub mod platform;
+pub mod reports;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -34,6 +35,7 @@ pub fn app(state: AppState) -> Router {
             get(platform::get_member_consent),
         )
         .route("/v1/ledger/checkpoint", get(platform::get_checkpoint))
+        .route("/v1/reports/choices", get(reports::get_choice_report))
         .layer(DefaultBodyLimit::max(limits.platform_body_bytes_max))
         .layer(Extension(BodyBytesMax(limits.platform_body_bytes_max)));
     let page_routes = Router::new()

@@ -218,7 +218,10 @@ fn bitmask(words: &[u64], bits: usize) -> String {
 }
 
 /// A purpose that some recorded policy version defines.
-fn defined_purpose(policies: &optout_core::PolicyHistory, name: &str) -> Result<Purpose, ApiError> {
+pub(crate) fn defined_purpose(
+    policies: &optout_core::PolicyHistory,
+    name: &str,
+) -> Result<Purpose, ApiError> {
     let defined: HashSet<&Purpose> = policies
         .versions()
         .iter()
@@ -348,7 +351,7 @@ pub async fn get_checkpoint(
         .map(Json)
 }
 
-fn query_error(rejection: QueryRejection) -> ApiError {
+pub(crate) fn query_error(rejection: QueryRejection) -> ApiError {
     let detail = rejection.body_text();
     match detail
         .split("unknown field `")
