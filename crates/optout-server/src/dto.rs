@@ -356,3 +356,64 @@ pub struct ReportBucket {
     pub denied: u64,
     pub total: u64,
 }
+
+/// `POST /v1/snapshots`.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshotRequest {
+    pub purpose: String,
+    /// Effective consent as of this time; must not be in the future.
+    pub cutoff: Timestamp,
+    /// The ledger position the snapshot reflects (default: the head now).
+    #[serde(default)]
+    pub position: Option<LedgerPosition>,
+    /// `roaring` (default) or `parquet`.
+    #[serde(default)]
+    pub format: SnapshotFormat,
+}
+
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotFormat {
+    /// 64-bit portable Roaring bitmaps.
+    #[default]
+    Roaring,
+    /// Parquet, one `member_id` UInt64 column.
+    Parquet,
+}
+
+/// A snapshot the service keeps: what it is, its counts, and its files.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotResponse {
+    pub id: String,
+    pub purpose: Purpose,
+    pub cutoff: Timestamp,
+    pub position: LedgerPosition,
+    /// The hash of the ledger event at `position`.
+    pub ledger_hash: String,
+    /// The policy version in force at the cutoff, if any.
+    pub policy_version: Option<PolicyVersion>,
+    pub format: SnapshotFormat,
+    /// Members whose latest explicit choice as of the cutoff allows.
+    pub explicit_allowed: u64,
+    /// Members whose latest explicit choice as of the cutoff denies.
+    pub explicit_denied: u64,
+    pub created_at: Timestamp,
+    /// The key `snapshot.json` is signed with (the ledger's).
+    pub public_key: String,
+    /// The signed manifest: what the files are and the rule per jurisdiction.
+    pub manifest_href: String,
+    pub files: Vec<SnapshotFileLink>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFileLink {
+    pub name: String,
+    /// `explicit_allowed`, `explicit_denied` or `jurisdiction_rules`.
+    pub set: String,
+    /// Members in the set (rows, for the rules).
+    pub members: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub href: String,
+}

@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod report;
 pub mod routes;
 pub mod server;
+pub mod snapshots;
 pub mod state;
 pub mod token;
 pub mod usage;

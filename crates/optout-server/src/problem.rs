@@ -69,6 +69,12 @@ pub enum ApiError {
     RejectedByLedger(String),
     #[error("the ledger is empty")]
     LedgerEmpty,
+    #[error("no snapshot {0:?}: snapshot ids are what POST /v1/snapshots answered")]
+    SnapshotNotFound(String),
+    #[error("snapshot file {name:?} does not exist; the snapshot has {known}")]
+    SnapshotFileNotFound { name: String, known: String },
+    #[error("the service runs without a data directory, so it cannot keep snapshots")]
+    NoDataDirectory,
     #[error("no such resource")]
     NotFound,
     #[error("method not allowed")]
@@ -161,6 +167,19 @@ impl ApiError {
                 "Rejected by the ledger",
             ),
             ApiError::LedgerEmpty => (S::NOT_FOUND, "ledger-empty", "Ledger empty"),
+            ApiError::SnapshotNotFound(_) => {
+                (S::NOT_FOUND, "snapshot-not-found", "Snapshot not found")
+            }
+            ApiError::SnapshotFileNotFound { .. } => (
+                S::NOT_FOUND,
+                "snapshot-file-not-found",
+                "Snapshot file not found",
+            ),
+            ApiError::NoDataDirectory => (
+                S::SERVICE_UNAVAILABLE,
+                "no-data-directory",
+                "No data directory",
+            ),
             ApiError::NotFound => (S::NOT_FOUND, "not-found", "Not found"),
             ApiError::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
@@ -229,6 +248,12 @@ impl ApiError {
             ApiError::IdempotencyConflict("key k1 was used for a different choice".into()),
             ApiError::RejectedByLedger("invalid idempotency key".into()),
             ApiError::LedgerEmpty,
+            ApiError::SnapshotNotFound("0123456789abcdef0123456789abcdef".into()),
+            ApiError::SnapshotFileNotFound {
+                name: "members.csv".into(),
+                known: "explicit_allowed.roaring64, snapshot.json".into(),
+            },
+            ApiError::NoDataDirectory,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::RateLimited {

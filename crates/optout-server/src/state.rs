@@ -18,6 +18,7 @@ use crate::limits::ServerLimits;
 use crate::metrics::{GaugeFigures, ServiceMetrics};
 use crate::problem::ApiError;
 use crate::rate_limit::{Rate, RateKey, RateLimiter};
+use crate::snapshots::SnapshotBuilds;
 use crate::token::TokenVerifier;
 use crate::usage::DatasetSets;
 
@@ -141,6 +142,7 @@ pub struct Shared {
     pub rate_limiter: RateLimiter,
     pub files: DataFiles,
     pub datasets: DatasetSets,
+    pub snapshot_builds: SnapshotBuilds,
 }
 
 /// Where the service reads and writes files: under the ledger's data directory, when
@@ -202,6 +204,7 @@ impl AppState {
                 rate_limiter,
                 files,
                 datasets: DatasetSets::new(limits.usage_member_sets_cached_max),
+                snapshot_builds: SnapshotBuilds::default(),
             }),
         })
     }

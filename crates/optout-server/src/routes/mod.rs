@@ -5,6 +5,7 @@ pub mod member;
 pub mod operations;
 pub mod platform;
 pub mod reports;
+pub mod snapshots;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -36,6 +37,12 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/ledger/checkpoint", get(platform::get_checkpoint))
         .route("/v1/reports/choices", get(reports::get_choice_report))
+        .route("/v1/snapshots", post(snapshots::post_snapshot))
+        .route("/v1/snapshots/{id}", get(snapshots::get_snapshot))
+        .route(
+            "/v1/snapshots/{id}/files/{name}",
+            get(snapshots::get_snapshot_file),
+        )
         .layer(DefaultBodyLimit::max(limits.platform_body_bytes_max))
         .layer(Extension(BodyBytesMax(limits.platform_body_bytes_max)));
     let page_routes = Router::new()
