@@ -52,7 +52,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
     printf '%s\n' "$wanted" > "$stamp"
 fi
-"$venv/bin/python" -c 'import duckdb, pyarrow, pyroaring'
+"$venv/bin/python" -c 'import duckdb, pyarrow, pyroaring, selenium'
 
 export OPTOUT_TEST_PYTHON="$venv/bin/python"
 say "OPTOUT_TEST_PYTHON=$OPTOUT_TEST_PYTHON"

@@ -24,7 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{micros, path_str, Run, Scratch};
+use common::{micros, path_str, python_with, Run, Scratch};
 use serde_json::{json, Value};
 
 const PURPOSE: &str = "ai_training";
@@ -469,38 +469,6 @@ fn copy_dir(from: &Path, to: &Path) {
 // Python
 // ---------------------------------------------------------------------------------------
 
-/// The Python to run the checker with, if it has the modules; `None` means skip (and the
-/// message is printed). With CI=true a missing module fails the test.
-fn python_with_modules() -> Option<String> {
-    let python = std::env::var("OPTOUT_TEST_PYTHON")
-        .ok()
-        .filter(|python| !python.is_empty())
-        .unwrap_or_else(|| "python3".to_string());
-    let probe = Command::new(&python)
-        .args(["-c", "import duckdb, pyarrow, pyroaring"])
-        .output();
-    let problem = match probe {
-        Ok(output) if output.status.success() => return Some(python),
-        Ok(output) => String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .last()
-            .unwrap_or("import failed")
-            .to_string(),
-        Err(error) => format!("cannot run {python}: {error}"),
-    };
-    let message = format!(
-        "the engine checks need Python with duckdb, pyarrow and pyroaring \
-         ({python}: {problem}); run scripts/test.sh, which installs them in a venv and \
-         sets OPTOUT_TEST_PYTHON"
-    );
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("CI=true: {message}");
-    }
-    eprintln!("skipped: {message}");
-    None
-}
-
-/// Runs the checker; returns (exit code, stdout + stderr).
 fn check_snapshot(python: &str, profiles: &Path, expected: &Path, dirs: &[&Path]) -> (i32, String) {
     let mut command = Command::new(python);
     command.args([
@@ -862,7 +830,7 @@ fn engines_apply_the_snapshot_exactly_as_optout_decides() {
     assert!(asked >= 90, "asked status {asked} times");
 
     // Other engines: pyroaring, pyarrow and the documented DuckDB SQL.
-    let Some(python) = python_with_modules() else {
+    let Some(python) = python_with(&["duckdb", "pyarrow", "pyroaring"], "the engine checks") else {
         return;
     };
     let profiles = scratch.write("profiles.csv", &population.profiles_csv());

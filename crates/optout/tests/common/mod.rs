@@ -266,3 +266,43 @@ pub fn micros(year: i64, month: i64, day: i64, hour: i64, minute: i64, second: i
     let days = era * 146_097 + doe - 719_468;
     ((days * 24 + hour) * 60 + minute) * 60 * 1_000_000 + second * 1_000_000
 }
+
+/// True when the tests run in CI, where every dependency must be present.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true")
+}
+
+/// Skips a test part whose dependency is missing: prints why and returns `None`, or under
+/// CI=true panics, so CI never passes by skipping.
+pub fn missing<T>(message: &str) -> Option<T> {
+    if in_ci() {
+        panic!("CI=true: {message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+/// The test Python (`OPTOUT_TEST_PYTHON`, else `python3`) if it imports `modules`.
+pub fn python_with(modules: &[&str], needed_by: &str) -> Option<String> {
+    let python = std::env::var("OPTOUT_TEST_PYTHON")
+        .ok()
+        .filter(|python| !python.is_empty())
+        .unwrap_or_else(|| "python3".to_string());
+    let probe = Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output();
+    let problem = match probe {
+        Ok(output) if output.status.success() => return Some(python),
+        Ok(output) => String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .last()
+            .unwrap_or("import failed")
+            .to_string(),
+        Err(error) => format!("cannot run {python}: {error}"),
+    };
+    missing(&format!(
+        "{needed_by} need Python with {} ({python}: {problem}); run scripts/test.sh, which \
+         installs them in a venv and sets OPTOUT_TEST_PYTHON",
+        modules.join(", ")
+    ))
+}
