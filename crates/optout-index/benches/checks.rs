@@ -52,7 +52,7 @@ use optout_core::{
 };
 use optout_index::decision_table::ExplicitState;
 use optout_index::index::check_batch_with;
-use optout_index::{ConsentIndex, DecisionTable, ExplicitSet};
+use optout_index::{ConsentIndex, DecisionTable, DenseLimits, ExplicitSet};
 use roaring::{RoaringBitmap, RoaringTreemap};
 
 /// Queries generated per size; iterations walk through it window by window.
@@ -138,7 +138,10 @@ fn default_policies() -> PolicyHistory {
 
 /// Everything the in-memory benchmarks of one size read.
 struct Fixture {
+    /// The product set, its dense layout built (what batch checks use once warm).
     explicit: ExplicitSet,
+    /// The same set with the dense layout turned off: the bitmap path.
+    bitmaps_only: ExplicitSet,
     table: DecisionTable,
     queries: Queries,
     /// The same queries, each window of `WINDOW` sorted by id.
@@ -189,6 +192,21 @@ fn build_fixture(size: Size) -> Fixture {
         describe_bitmaps(&explicit),
     );
 
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let dense_bytes = explicit.prepare_dense().map_or(0, |dense| dense.bytes()) as u64;
+    eprintln!(
+        "optout-bench-memory {{\"what\":\"ExplicitSet::prepare_dense\",\"size\":\"{size}\",\"id_space\":{space},\"explicit_members\":{members},\"dense_bytes\":{dense_bytes},\"dense_bytes_per_explicit_member\":{:.3},\"dense_bytes_per_id\":{:.4},\"rss_delta_bytes\":{},\"seconds\":{:.3}}}",
+        dense_bytes as f64 / members as f64,
+        dense_bytes as f64 / space as f64,
+        rss_bytes().saturating_sub(rss_before),
+        started.elapsed().as_secs_f64(),
+    );
+    let mut bitmaps_only = explicit.clone();
+    bitmaps_only.set_dense_limits(DenseLimits {
+        span_ids_max: 0,
+        ..DenseLimits::default()
+    });
     let table = DecisionTable::new(&default_policies(), &purpose(), check_at());
     let queries = Queries::random(space, QUERY_POOL, 0x5eed ^ size.explicit);
     let sorted = queries.sorted_in_windows(WINDOW);
@@ -225,6 +243,7 @@ fn build_fixture(size: Size) -> Fixture {
     );
     let fixture = Fixture {
         explicit,
+        bitmaps_only,
         table,
         queries,
         sorted,
@@ -250,6 +269,9 @@ fn verify_prototypes(fixture: &Fixture) {
         );
         let expected =
             check_batch_with(&fixture.explicit, &fixture.table, members, jurisdictions).unwrap();
+        assert!(fixture.explicit.dense().is_some());
+        assert_eq!(bitmap_path(fixture, members, jurisdictions), expected);
+        assert!(fixture.bitmaps_only.dense().is_none());
         assert_eq!(sort_inside(fixture, members, jurisdictions), expected);
         assert_eq!(union_first(fixture, members, jurisdictions), expected);
         assert_eq!(inner_bitmaps(fixture, members, jurisdictions), expected);
@@ -578,6 +600,15 @@ fn product_batch(
     check_batch_with(&fixture.explicit, &fixture.table, members, jurisdictions).unwrap()
 }
 
+/// The product's `check_batch_with` with the dense layout turned off.
+fn bitmap_path(
+    fixture: &Fixture,
+    members: &[MemberId],
+    jurisdictions: &[Option<Jurisdiction>],
+) -> Vec<u64> {
+    check_batch_with(&fixture.bitmaps_only, &fixture.table, members, jurisdictions).unwrap()
+}
+
 /// `ExplicitSet::get` alone (the answer bits say "has a choice").
 fn explicit_get_only(
     fixture: &Fixture,
@@ -611,9 +642,11 @@ fn table_and_bits_only(
 type BatchFn = fn(&Fixture, &[MemberId], &[Option<Jurisdiction>]) -> Vec<u64>;
 
 /// (name, reads the sorted windows, check).
-const VARIANTS: [(&str, bool, BatchFn); 16] = [
+const VARIANTS: [(&str, bool, BatchFn); 18] = [
     ("product_check_batch_with", false, product_batch),
     ("product_on_sorted_ids", true, product_batch),
+    ("product_bitmap_path", false, bitmap_path),
+    ("product_bitmap_path_on_sorted_ids", true, bitmap_path),
     ("sort_inside_then_lookup", false, sort_inside),
     ("merge_walk_on_sorted_ids", true, merge_walk),
     ("union_first_lookup", false, union_first),

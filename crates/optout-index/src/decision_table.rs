@@ -6,6 +6,7 @@
 //! check is then one bitmap lookup and one table read per member.
 
 use optout_core::consent::{decide, ExplicitChoice, Reason};
+use optout_core::policy::Rule;
 use optout_core::{Jurisdiction, LedgerPosition, PolicyHistory, Purpose, Timestamp};
 
 /// Slots: one per two-letter code (26 × 26) and one for a missing jurisdiction.
@@ -122,6 +123,54 @@ impl DecisionTable {
             .copied()
             .unwrap_or(0);
         bits & (1 << explicit as u8) != 0
+    }
+
+    /// [`DecisionTable::allowed`] as a bit (0 or 1), for an explicit state given as its
+    /// code (none 0, allowed 1, denied 2): the batch loop's table read.
+    #[inline(always)]
+    pub fn allowed_bit(&self, jurisdiction: Option<Jurisdiction>, state_code: u64) -> u64 {
+        let bits = self
+            .allowed_bits
+            .get(slot_of(jurisdiction))
+            .copied()
+            .unwrap_or(0);
+        (u64::from(bits) >> state_code) & 1
+    }
+
+    /// The times between which a table resolved at `at` stays the same: from the first
+    /// (inclusive) to the second (exclusive, `None`: for ever). The rule depends on time
+    /// only through which policy version is in force and each opt-out rule's deadline, so
+    /// every such instant in the history is a boundary.
+    pub fn unchanged_between(
+        policies: &PolicyHistory,
+        at: Timestamp,
+    ) -> (Timestamp, Option<Timestamp>) {
+        let mut from = Timestamp::MIN;
+        let mut until: Option<Timestamp> = None;
+        let mut boundary = |instant: Timestamp| {
+            if instant <= at {
+                from = from.max(instant);
+            } else {
+                until = Some(until.map_or(instant, |until| until.min(instant)));
+            }
+        };
+        for version in policies.versions() {
+            boundary(version.effective_from);
+            for purpose in version.purposes.values() {
+                let rules = purpose.rules.values().chain([&purpose.default_rule]);
+                for rule in rules {
+                    if let Rule::OptOut {
+                        notified_at,
+                        default_effective_from,
+                    } = rule
+                    {
+                        boundary(*notified_at);
+                        boundary(*default_effective_from);
+                    }
+                }
+            }
+        }
+        (from, until)
     }
 
     pub fn basis(&self, jurisdiction: Option<Jurisdiction>, explicit: ExplicitState) -> Basis {

@@ -5,17 +5,43 @@
 //! choice, so a check is usually one bitmap lookup (`chosen`), and a second only for the
 //! few who chose. The denied set (`chosen - allowed`) is what exports write; it is
 //! computed once, when first asked for, and forgotten on the next change.
+//!
+//! For large batch checks the set also keeps, once checks make it worthwhile, a
+//! [`DenseStates`] layout (2 bits per id) built from the bitmaps and updated with them;
+//! see `dense.rs` and [`DenseLimits`] for when.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use optout_core::MemberId;
 use roaring::RoaringTreemap;
 
-#[derive(Clone, Debug, Default)]
+use crate::dense::{DenseLimits, DenseStates};
+
+#[derive(Debug, Default)]
 pub struct ExplicitSet {
     chosen: RoaringTreemap,
     allowed: RoaringTreemap,
     denied: OnceLock<RoaringTreemap>,
+    /// Built on demand; `Some(None)`: the limits said no for the set as it was.
+    dense: OnceLock<Option<DenseStates>>,
+    dense_limits: DenseLimits,
+    /// Ids checked through the bitmaps while no dense layout was built.
+    bitmap_checked_ids: AtomicU64,
+}
+
+impl Clone for ExplicitSet {
+    /// Clones the bitmaps; the copy builds its own dense layout if its checks call for one.
+    fn clone(&self) -> Self {
+        ExplicitSet {
+            chosen: self.chosen.clone(),
+            allowed: self.allowed.clone(),
+            denied: self.denied.clone(),
+            dense: OnceLock::new(),
+            dense_limits: self.dense_limits,
+            bitmap_checked_ids: AtomicU64::new(0),
+        }
+    }
 }
 
 impl PartialEq for ExplicitSet {
@@ -46,7 +72,7 @@ impl ExplicitSet {
         ExplicitSet {
             chosen: &allowed | &denied,
             allowed,
-            denied: OnceLock::new(),
+            ..Self::default()
         }
     }
 
@@ -58,12 +84,82 @@ impl ExplicitSet {
             self.allowed.remove(member.get());
         }
         self.denied = OnceLock::new();
+        self.update_dense(member.get(), Some(allowed));
     }
 
     pub fn remove(&mut self, member: MemberId) {
         self.chosen.remove(member.get());
         self.allowed.remove(member.get());
         self.denied = OnceLock::new();
+        self.update_dense(member.get(), None);
+    }
+
+    /// Keeps the dense layout in step with a change of `id` already made to the bitmaps.
+    fn update_dense(&mut self, id: u64, state: Option<bool>) {
+        let members = self.chosen.len();
+        let keep = match self.dense.get_mut() {
+            None => return,
+            Some(Some(dense)) => dense.set(id, state, members, &self.dense_limits),
+            // Refused for the set as it was; decide again for the set as it is.
+            Some(None) => false,
+        };
+        if !keep {
+            self.dense = OnceLock::new();
+        }
+    }
+
+    /// The limits deciding whether a dense layout is built and kept.
+    pub fn dense_limits(&self) -> DenseLimits {
+        self.dense_limits
+    }
+
+    /// Changes the limits; a dense layout already built is dropped.
+    pub fn set_dense_limits(&mut self, limits: DenseLimits) {
+        self.dense_limits = limits;
+        self.dense = OnceLock::new();
+    }
+
+    /// The dense layout, building it now if the limits allow (whatever the checks so far).
+    pub fn prepare_dense(&self) -> Option<&DenseStates> {
+        self.dense
+            .get_or_init(|| DenseStates::build(&self.chosen, &self.allowed, &self.dense_limits))
+            .as_ref()
+    }
+
+    /// The dense layout, if built.
+    pub fn dense(&self) -> Option<&DenseStates> {
+        self.dense.get().and_then(Option::as_ref)
+    }
+
+    /// Bytes of the dense layout (0 when none is built).
+    pub fn dense_bytes(&self) -> usize {
+        self.dense().map_or(0, DenseStates::bytes)
+    }
+
+    /// The dense layout for a batch of `ids` checks: built once the ids checked through
+    /// the bitmaps make it worthwhile ([`DenseLimits::checked_ids_before_build_min`]).
+    pub(crate) fn dense_for_batch(&self, ids: usize) -> Option<&DenseStates> {
+        if let Some(built) = self.dense.get() {
+            return built.as_ref();
+        }
+        let ids = ids as u64;
+        let checked = self.bitmap_checked_ids.fetch_add(ids, Ordering::Relaxed) + ids;
+        if checked < self.dense_limits.checked_ids_before_build(self.len()) {
+            return None;
+        }
+        self.prepare_dense()
+    }
+
+    /// The member's state code through the bitmaps: 0 no choice, 1 allowed, 2 denied.
+    #[inline]
+    pub(crate) fn bitmap_state_code(&self, id: u64) -> u64 {
+        if !self.chosen.contains(id) {
+            0
+        } else if self.allowed.contains(id) {
+            1
+        } else {
+            2
+        }
     }
 
     /// The member's latest explicit choice, if any.

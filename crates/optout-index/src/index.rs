@@ -11,6 +11,7 @@
 //! to tail a shared PostgreSQL ledger written by others.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use optout_core::consent::{decide, latest_choice_at, ExplicitChoice};
 use optout_core::policy::PolicyDocument;
@@ -20,7 +21,7 @@ use optout_core::{
 };
 use optout_store::{member_history, policy_history_up_to, Ledger, StoreError};
 
-use crate::decision_table::{Basis, DecisionTable, ExplicitState};
+use crate::decision_table::{Basis, DecisionTable};
 use crate::explicit::ExplicitSet;
 use crate::snapshot::{latest_per_member, Snapshot};
 
@@ -72,6 +73,17 @@ pub struct ConsentIndex {
     policies: PolicyHistory,
     purposes: HashMap<Purpose, PurposeState>,
     applied: LedgerPosition,
+    /// Per purpose, the last table resolved for batch checks and the times it holds for
+    /// (resolving one costs 0.2-0.3 ms: more than a batch of 1 000 checks). Cleared when a
+    /// policy is applied.
+    tables: Mutex<HashMap<Purpose, CachedTable>>,
+}
+
+#[derive(Debug)]
+struct CachedTable {
+    from: Timestamp,
+    until: Option<Timestamp>,
+    table: Arc<DecisionTable>,
 }
 
 impl ConsentIndex {
@@ -116,6 +128,7 @@ impl ConsentIndex {
             policies,
             purposes,
             applied: up_to,
+            tables: Mutex::default(),
         })
     }
 
@@ -168,6 +181,10 @@ impl ConsentIndex {
                         position: sealed.position(),
                         problem: error.to_string(),
                     })?;
+                match self.tables.get_mut() {
+                    Ok(tables) => tables.clear(),
+                    Err(poisoned) => poisoned.into_inner().clear(),
+                }
             }
             EventBody::Dataset(_) => {}
             EventBody::Choice(choice) => {
@@ -202,6 +219,31 @@ impl ConsentIndex {
     /// The rule resolved for a purpose at a time, over the index's policy history.
     pub fn decision_table(&self, purpose: &Purpose, at: Timestamp) -> DecisionTable {
         DecisionTable::new(&self.policies, purpose, at)
+    }
+
+    /// [`ConsentIndex::decision_table`], reusing the last one resolved for the purpose
+    /// while `at` is in the span of time it holds for (its `at()` is then that of the
+    /// check that resolved it).
+    pub fn cached_decision_table(&self, purpose: &Purpose, at: Timestamp) -> Arc<DecisionTable> {
+        let Ok(mut tables) = self.tables.lock() else {
+            return Arc::new(self.decision_table(purpose, at));
+        };
+        if let Some(cached) = tables.get(purpose) {
+            if cached.from <= at && cached.until.is_none_or(|until| at < until) {
+                return Arc::clone(&cached.table);
+            }
+        }
+        let (from, until) = DecisionTable::unchanged_between(&self.policies, at);
+        let table = Arc::new(self.decision_table(purpose, at));
+        tables.insert(
+            purpose.clone(),
+            CachedTable {
+                from,
+                until,
+                table: Arc::clone(&table),
+            },
+        );
+        table
     }
 
     /// Whether checks for `purpose` at `at` can be answered from the bitmaps alone.
@@ -267,7 +309,7 @@ impl ConsentIndex {
         ledger: &dyn Ledger,
     ) -> Result<Vec<u64>, IndexError> {
         if self.is_current_at(purpose, at) {
-            let table = self.decision_table(purpose, at);
+            let table = self.cached_decision_table(purpose, at);
             let empty = ExplicitSet::new();
             let explicit = self
                 .purposes
@@ -301,7 +343,9 @@ impl ConsentIndex {
     }
 }
 
-/// The batch check over an explicit set and a resolved rule.
+/// The batch check over an explicit set and a resolved rule. Large batches over a dense
+/// enough id range read the set's [`DenseStates`](crate::DenseStates) layout (one load per
+/// member), built on first need; others search the bitmaps.
 pub fn check_batch_with(
     explicit: &ExplicitSet,
     table: &DecisionTable,
@@ -314,15 +358,45 @@ pub fn check_batch_with(
             jurisdictions: jurisdictions.len(),
         });
     }
+    Ok(match explicit.dense_for_batch(members.len()) {
+        Some(dense) => answer_bits(table, members, jurisdictions, |id| dense.state_code(id)),
+        None => answer_bits(table, members, jurisdictions, |id| {
+            explicit.bitmap_state_code(id)
+        }),
+    })
+}
+
+/// Bit `i` set when member `i` is allowed; `state_code` gives a member's explicit state.
+/// Members go 64 at a time into one word, so the loop holds no dependency between members
+/// beyond the word being filled and their loads overlap.
+#[inline(always)]
+fn answer_bits(
+    table: &DecisionTable,
+    members: &[MemberId],
+    jurisdictions: &[Option<Jurisdiction>],
+    state_code: impl Fn(u64) -> u64,
+) -> Vec<u64> {
     let mut words = vec![0u64; members.len().div_ceil(64)];
-    for (index, member) in members.iter().enumerate() {
-        let jurisdiction = jurisdictions.get(index).copied().flatten();
-        let state = ExplicitState::from(explicit.get(*member));
-        if table.allowed(jurisdiction, state) {
-            if let Some(word) = words.get_mut(index / 64) {
-                *word |= 1 << (index % 64);
+    if jurisdictions.is_empty() {
+        for (ids, word) in members.chunks(64).zip(words.iter_mut()) {
+            let mut bits = 0u64;
+            for (bit, member) in ids.iter().enumerate() {
+                bits |= table.allowed_bit(None, state_code(member.get())) << bit;
             }
+            *word = bits;
         }
+        return words;
     }
-    Ok(words)
+    for ((ids, places), word) in members
+        .chunks(64)
+        .zip(jurisdictions.chunks(64))
+        .zip(words.iter_mut())
+    {
+        let mut bits = 0u64;
+        for (bit, (member, place)) in ids.iter().zip(places).enumerate() {
+            bits |= table.allowed_bit(*place, state_code(member.get())) << bit;
+        }
+        *word = bits;
+    }
+    words
 }

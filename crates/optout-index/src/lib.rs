@@ -2,6 +2,8 @@
 //! memory at bitmap speed, exactly as `optout_core::consent::decide` says.
 //!
 //! - [`ExplicitSet`]: each member's latest explicit choice, as two compressed bitmaps.
+//! - [`DenseStates`]: the same choices as 2 bits per id over a range, built from the
+//!   bitmaps for large batch checks when the ids are dense enough ([`DenseLimits`]).
 //! - [`DecisionTable`]: the rule resolved for one (purpose, time): for each jurisdiction,
 //!   the answer with no choice, with an allow, with a deny. Built by calling the pure rule,
 //!   so the index cannot disagree with it.
@@ -12,12 +14,14 @@
 //!   deterministic forever, for batch checks at past cutoffs and for export.
 
 pub mod decision_table;
+pub mod dense;
 pub mod explicit;
 pub mod export;
 pub mod index;
 pub mod snapshot;
 
 pub use decision_table::{Basis, DecisionTable};
+pub use dense::{DenseLimits, DenseStates};
 pub use explicit::ExplicitSet;
 pub use export::{export_snapshot, ExportFormat, SnapshotManifest};
 pub use index::{ConsentIndex, IndexError};
