@@ -4,8 +4,8 @@
 #   scripts/test.sh [CARGO TEST ARGS...]      e.g. scripts/test.sh -p optout --test snapshot_engines
 #
 # Creates (or reuses) a virtual environment, by default .venv-test in the repository
-# (OPTOUT_TEST_VENV overrides), installs scripts/requirements-test.txt into it when they
-# changed, exports OPTOUT_TEST_PYTHON=<the venv's python> and runs
+# (OPTOUT_TEST_VENV overrides), installs scripts/requirements-test.txt (and the service's
+# API checkers, pinned below) into it when they changed, exports OPTOUT_TEST_PYTHON=<the venv's python> and runs
 # `cargo test --workspace "$@"`. Needs Rust and Python 3 (with the venv module); with
 # CI=true, as root on Debian, it installs python3-venv when that is missing.
 set -euo pipefail
@@ -53,6 +53,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     printf '%s\n' "$wanted" > "$stamp"
 fi
 "$venv/bin/python" -c 'import duckdb, pyarrow, pyroaring, selenium'
+
+# The service's API checks: crates/optout-server/tests/openapi.rs validates /openapi.json
+# with openapi-spec-validator, tests/schemathesis.rs fuzzes the running server with
+# schemathesis. Pinned here, installed when the pins change.
+api_packages="schemathesis==4.32.5 openapi-spec-validator==0.9.0"
+api_stamp="$venv/.optout-api-packages"
+if [ ! -f "$api_stamp" ] || [ "$(cat "$api_stamp")" != "$api_packages" ]; then
+    say "installing $api_packages"
+    rm -f "$api_stamp"
+    # shellcheck disable=SC2086 # one word per package
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $api_packages
+    printf '%s\n' "$api_packages" > "$api_stamp"
+fi
+"$venv/bin/python" -c 'import schemathesis, openapi_spec_validator'
 
 export OPTOUT_TEST_PYTHON="$venv/bin/python"
 say "OPTOUT_TEST_PYTHON=$OPTOUT_TEST_PYTHON"

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod member_settings;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod page;
 pub mod problem;
 pub mod rate_limit;

@@ -288,12 +288,16 @@ pub fn problem_kinds() -> Vec<ProblemKind> {
 }
 
 /// The problem document (RFC 9457) sent to the client.
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ProblemDocument {
+    /// `/problems/{slug}`: stable; clients branch on it.
     #[serde(rename = "type")]
     pub problem_type: String,
+    #[schema(value_type = String)]
     pub title: &'static str,
+    /// The HTTP status.
     pub status: u16,
+    /// What was wrong, for people.
     pub detail: String,
 }
 

@@ -11,6 +11,7 @@ use crate::dto::{HistoryResponse, SetChoiceRequest, SettingsResponse, UsageRespo
 use crate::json_body::JsonBody;
 use crate::member_settings::{self, ChoiceRequest};
 use crate::problem::ApiError;
+use crate::problem::ProblemDocument;
 use crate::state::AppState;
 use crate::usage;
 
@@ -22,6 +23,15 @@ pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const GPC_HEADER: &str = "sec-gpc";
 
 /// `GET /v1/me/settings`.
+#[utoipa::path(
+    get,
+    path = "/v1/me/settings",
+    tag = "member",
+    summary = "The member's settings: each purpose's effective value and why",
+    params(("Sec-GPC" = Option<String>, Header, description = "`1`: Global Privacy Control is on")),
+    responses((status = 200, description = "The settings now", body = SettingsResponse)),
+    security(("member_token" = [])),
+)]
 pub async fn get_settings(
     State(state): State<AppState>,
     caller: MemberCaller,
@@ -35,6 +45,24 @@ pub async fn get_settings(
 }
 
 /// `PUT /v1/me/settings/{purpose}` with `{"allowed": bool}` → the signed receipt.
+#[utoipa::path(
+    put,
+    path = "/v1/me/settings/{purpose}",
+    tag = "member",
+    summary = "Set the member's choice for a purpose; answers the signed receipt",
+    params(
+        ("purpose" = String, Path, description = "A purpose of the policy in force, e.g. `ai_training`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key writes one event and answers the same receipt"),
+        ("Sec-GPC" = Option<String>, Header, description = "`1`: Global Privacy Control is on"),
+    ),
+    request_body = SetChoiceRequest,
+    responses(
+        (status = 200, description = "The signed receipt of the choice", body = crate::openapi::ReceiptSchema, headers(("Idempotent-Replayed" = String, description = "`true` when answered from an earlier request with the same key"))),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`setting-not-offered`, `idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("member_token" = [])),
+)]
 pub async fn put_setting(
     State(state): State<AppState>,
     caller: MemberCaller,
@@ -62,6 +90,14 @@ pub async fn put_setting(
 }
 
 /// `GET /v1/me/history`.
+#[utoipa::path(
+    get,
+    path = "/v1/me/history",
+    tag = "member",
+    summary = "The member's choices, oldest first, each with its receipt",
+    responses((status = 200, description = "The choices, oldest first", body = HistoryResponse)),
+    security(("member_token" = [])),
+)]
 pub async fn get_history(
     State(state): State<AppState>,
     caller: MemberCaller,
@@ -75,6 +111,14 @@ pub async fn get_history(
 
 /// `GET /v1/me/usage`: the datasets that included the member, and those that could not
 /// be checked.
+#[utoipa::path(
+    get,
+    path = "/v1/me/usage",
+    tag = "member",
+    summary = "The datasets that included the member, and those that could not be checked",
+    responses((status = 200, description = "Datasets included, not included and unchecked", body = UsageResponse)),
+    security(("member_token" = [])),
+)]
 pub async fn get_usage(
     State(state): State<AppState>,
     caller: MemberCaller,

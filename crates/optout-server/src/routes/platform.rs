@@ -22,12 +22,27 @@ use crate::dto::{
 use crate::json_body::JsonBody;
 use crate::member_settings::purpose_in_force;
 use crate::problem::ApiError;
+use crate::problem::ProblemDocument;
 use crate::state::AppState;
 
 /// Sources a service may record a choice with: the channel the member used.
 const SERVICE_SOURCES: [Source; 4] = [Source::Web, Source::Mobile, Source::Api, Source::Gpc];
 
 /// `POST /v1/choices:batch`: many members' choices, appended as one durable group.
+#[utoipa::path(
+    post,
+    path = "/v1/choices:batch",
+    tag = "platform",
+    summary = "Append many members' choices as one durable group",
+    params(BatchQuery),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "The positions (and receipts) of the appended choices", body = BatchResponse),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["choices:write"])),
+)]
 pub async fn post_choices_batch(
     State(state): State<AppState>,
     caller: ServiceCaller<ChoicesWrite>,
@@ -124,6 +139,18 @@ fn batch_source(name: Option<&str>, index: usize) -> Result<Source, ApiError> {
 }
 
 /// `POST /v1/consent:check`: which of these members may be used for the purpose.
+#[utoipa::path(
+    post,
+    path = "/v1/consent:check",
+    tag = "platform",
+    summary = "Which of these members may be used for the purpose, now or at a past cutoff",
+    request_body = CheckRequest,
+    responses(
+        (status = 200, description = "The allowed members (ids or bitmask)", body = CheckResponse),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["consent:read"])),
+)]
 pub async fn post_consent_check(
     State(state): State<AppState>,
     _caller: ServiceCaller<ConsentRead>,
@@ -242,6 +269,18 @@ pub(crate) fn defined_purpose(
 }
 
 /// `GET /v1/members/{id}/consent[?purpose=P][&jurisdiction=XX][&at=T]`.
+#[utoipa::path(
+    get,
+    path = "/v1/members/{id}/consent",
+    tag = "platform",
+    summary = "One member's consent per purpose, with the reason, read from the member's history",
+    params(("id" = u64, Path, description = "The member id"), MemberConsentQuery),
+    responses(
+        (status = 200, description = "The decision per purpose", body = MemberConsentResponse),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["consent:read"])),
+)]
 pub async fn get_member_consent(
     State(state): State<AppState>,
     _caller: ServiceCaller<ConsentRead>,
@@ -333,6 +372,17 @@ fn member_consent(
 }
 
 /// `GET /v1/ledger/checkpoint`: the signed ledger head.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/checkpoint",
+    tag = "platform",
+    summary = "The signed ledger head",
+    responses(
+        (status = 200, description = "The signed checkpoint", body = crate::openapi::CheckpointSchema),
+        (status = 404, description = "`ledger-empty`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["ledger:read"])),
+)]
 pub async fn get_checkpoint(
     State(state): State<AppState>,
     _caller: ServiceCaller<LedgerRead>,

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::auth::{ReportsRead, ServiceCaller};
-use crate::dto::ReportQuery;
+use crate::dto::{ChoiceReport, ReportQuery};
 use crate::problem::ApiError;
+use crate::problem::ProblemDocument;
 use crate::report::{choice_report, to_csv, ReportBy};
 use crate::routes::platform::{defined_purpose, query_error};
 use crate::state::AppState;
@@ -17,6 +18,22 @@ use crate::state::AppState;
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 
 /// `GET /v1/reports/choices?by=day|jurisdiction|source[&purpose=P][&format=json|csv]`.
+#[utoipa::path(
+    get,
+    path = "/v1/reports/choices",
+    tag = "reports",
+    summary = "Choices allowed and denied per day, jurisdiction or source",
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "JSON by default; CSV (`BY,allowed,denied,total`) with `?format=csv` or `Accept: text/csv`",
+            content(
+                (ChoiceReport = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["reports:read"])),
+)]
 pub async fn get_choice_report(
     State(state): State<AppState>,
     _caller: ServiceCaller<ReportsRead>,

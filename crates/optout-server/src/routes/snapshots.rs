@@ -19,6 +19,7 @@ use crate::auth::{ServiceCaller, SnapshotsRead, SnapshotsWrite};
 use crate::dto::{CreateSnapshotRequest, SnapshotFileLink, SnapshotFormat, SnapshotResponse};
 use crate::json_body::JsonBody;
 use crate::problem::ApiError;
+use crate::problem::ProblemDocument;
 use crate::routes::platform::defined_purpose;
 use crate::snapshots::{self, SnapshotKey};
 use crate::state::AppState;
@@ -28,6 +29,19 @@ const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
 
 /// `POST /v1/snapshots`: takes the snapshot (201), or answers the one already taken for
 /// the same purpose, cutoff, position and format (200).
+#[utoipa::path(
+    post,
+    path = "/v1/snapshots",
+    tag = "snapshots",
+    summary = "Take a snapshot (or answer the one already taken for the same purpose, cutoff, position and format)",
+    request_body = CreateSnapshotRequest,
+    responses(
+        (status = 201, description = "Taken", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
+        (status = 200, description = "Taken before", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
+        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["snapshots:write"])),
+)]
 pub async fn post_snapshot(
     State(state): State<AppState>,
     _caller: ServiceCaller<SnapshotsWrite>,
@@ -80,6 +94,18 @@ pub async fn post_snapshot(
 }
 
 /// `GET /v1/snapshots/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/snapshots/{id}",
+    tag = "snapshots",
+    summary = "A snapshot: what it is, its counts and its files",
+    params(("id" = String, Path, description = "What `POST /v1/snapshots` answered")),
+    responses(
+        (status = 200, description = "The snapshot", body = SnapshotResponse),
+        (status = 404, description = "`snapshot-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["snapshots:read"])),
+)]
 pub async fn get_snapshot(
     State(state): State<AppState>,
     _caller: ServiceCaller<SnapshotsRead>,
@@ -92,6 +118,27 @@ pub async fn get_snapshot(
 }
 
 /// `GET /v1/snapshots/{id}/files/{name}`: one file of the snapshot, streamed.
+#[utoipa::path(
+    get,
+    path = "/v1/snapshots/{id}/files/{name}",
+    tag = "snapshots",
+    summary = "Download a file of a snapshot: `snapshot.json` or a file it lists",
+    params(
+        ("id" = String, Path, description = "What `POST /v1/snapshots` answered"),
+        ("name" = String, Path, description = "`snapshot.json` or a file name the snapshot lists"),
+    ),
+    responses(
+        (status = 200, description = "The file; `ETag` is its SHA-256 (except for `snapshot.json`)",
+            content(
+                (String = "application/octet-stream"),
+                (String = "application/vnd.apache.parquet"),
+                (Object = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 404, description = "`snapshot-not-found`, `snapshot-file-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("service_token" = ["snapshots:read"])),
+)]
 pub async fn get_snapshot_file(
     State(state): State<AppState>,
     _caller: ServiceCaller<SnapshotsRead>,
