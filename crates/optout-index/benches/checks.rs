@@ -606,7 +606,13 @@ fn bitmap_path(
     members: &[MemberId],
     jurisdictions: &[Option<Jurisdiction>],
 ) -> Vec<u64> {
-    check_batch_with(&fixture.bitmaps_only, &fixture.table, members, jurisdictions).unwrap()
+    check_batch_with(
+        &fixture.bitmaps_only,
+        &fixture.table,
+        members,
+        jurisdictions,
+    )
+    .unwrap()
 }
 
 /// `ExplicitSet::get` alone (the answer bits say "has a choice").

@@ -22,6 +22,7 @@ use optout_core::{
 use optout_store::{member_history, policy_history_up_to, Ledger, StoreError};
 
 use crate::decision_table::{Basis, DecisionTable};
+use crate::dense::DenseLimits;
 use crate::explicit::ExplicitSet;
 use crate::snapshot::{latest_per_member, Snapshot};
 
@@ -77,6 +78,8 @@ pub struct ConsentIndex {
     /// (resolving one costs 0.2-0.3 ms: more than a batch of 1 000 checks). Cleared when a
     /// policy is applied.
     tables: Mutex<HashMap<Purpose, CachedTable>>,
+    /// Given to every purpose's explicit set, including purposes first seen later.
+    dense_limits: DenseLimits,
 }
 
 #[derive(Debug)]
@@ -129,6 +132,7 @@ impl ConsentIndex {
             purposes,
             applied: up_to,
             tables: Mutex::default(),
+            dense_limits: DenseLimits::default(),
         })
     }
 
@@ -188,7 +192,15 @@ impl ConsentIndex {
             }
             EventBody::Dataset(_) => {}
             EventBody::Choice(choice) => {
-                let state = self.purposes.entry(choice.purpose.clone()).or_default();
+                let limits = self.dense_limits;
+                let state = self
+                    .purposes
+                    .entry(choice.purpose.clone())
+                    .or_insert_with(|| {
+                        let mut state = PurposeState::default();
+                        state.explicit.set_dense_limits(limits);
+                        state
+                    });
                 let prior = state.explicit.get(choice.member);
                 let newest = state.newest_at.is_none_or(|newest| choice.at >= newest);
                 if prior.is_none() || newest {
@@ -319,6 +331,31 @@ impl ConsentIndex {
         }
         let snapshot = Snapshot::build(ledger, purpose, at, Some(self.applied))?;
         snapshot.check_batch(members, jurisdictions)
+    }
+
+    /// Sets the limits under which batch checks build and keep a dense layout, for every
+    /// purpose (layouts already built are dropped and rebuilt on demand).
+    pub fn set_dense_limits(&mut self, limits: DenseLimits) {
+        self.dense_limits = limits;
+        for state in self.purposes.values_mut() {
+            state.explicit.set_dense_limits(limits);
+        }
+    }
+
+    /// Builds the purpose's dense layout now instead of on first need; false when the
+    /// limits do not allow one (or the purpose has no choices).
+    pub fn prepare_dense(&self, purpose: &Purpose) -> bool {
+        self.purposes
+            .get(purpose)
+            .is_some_and(|state| state.explicit.prepare_dense().is_some())
+    }
+
+    /// Bytes of all dense layouts built (on top of [`ConsentIndex::bitmap_bytes`]).
+    pub fn dense_bytes(&self) -> usize {
+        self.purposes
+            .values()
+            .map(|state| state.explicit.dense_bytes())
+            .sum()
     }
 
     /// The explicit choices of a purpose as of the applied position (latest of each member).

@@ -2,6 +2,9 @@
 //! imported choices, several purposes, ids above 2^32) are appended to a real SQLite
 //! ledger, the index is built part-way and catches up on the rest, and every point check,
 //! batch check and snapshot is compared with `decide_from_history` over the member's events.
+//! The same runs with members clustered above 2^32 exercise the dense batch layout (built
+//! lazily by a check or up front, then kept in step by catch-up), and a model test drives
+//! `ExplicitSet` directly through layouts that grow, are refused and fall back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -12,7 +15,15 @@ use optout_core::{
     ChoiceRecord, Clock, Jurisdiction, LedgerPosition, ManualClock, MemberId, PolicyDocument,
     PolicyHistory, PolicyRecord, Purpose, Source, Timestamp,
 };
-use optout_index::{CheckpointUse, ConsentIndex, Snapshot, SnapshotSource};
+use std::collections::HashMap;
+
+use optout_core::consent::decide;
+use optout_core::ExplicitChoice;
+use optout_index::decision_table::ExplicitState;
+use optout_index::index::check_batch_with;
+use optout_index::{
+    CheckpointUse, ConsentIndex, DecisionTable, DenseLimits, ExplicitSet, Snapshot, SnapshotSource,
+};
 use optout_sqlite::SqliteLedger;
 use optout_store::{ChoiceTime, Ledger, NewEvent};
 use proptest::prelude::*;
@@ -22,6 +33,38 @@ const DAY: i64 = 86_400_000_000;
 const DEADLINE: i64 = 1_698_624_000_000_000;
 
 const MEMBERS: [u64; 5] = [1, 2, (1 << 32) + 1, u64::MAX - 1, u64::MAX];
+/// Members close together above 2^32, so a dense layout covers them.
+const CLUSTER_BASE: u64 = 3 << 32;
+const CLUSTER: [u64; 5] = [
+    CLUSTER_BASE + 1,
+    CLUSTER_BASE + 2,
+    CLUSTER_BASE + 37,
+    CLUSTER_BASE + 100,
+    CLUSTER_BASE + 2000,
+];
+/// Ids without choices around and far from the cluster: below and beyond a dense range.
+const CLUSTER_PROBES: [u64; 4] = [CLUSTER_BASE - 64, CLUSTER_BASE + 5000, 1, u64::MAX];
+
+/// Limits under which the cluster always gets a dense layout, built on the first check.
+fn eager_dense_limits() -> DenseLimits {
+    DenseLimits {
+        span_ids_per_member_max: 1 << 16,
+        checked_ids_before_build_min: 0,
+        ..DenseLimits::default()
+    }
+}
+
+/// The same choice for the member at the same place in `pool`.
+fn in_pool(choice: &Choice, pool: &[u64; 5]) -> Choice {
+    let place = MEMBERS
+        .iter()
+        .position(|&member| member == choice.member)
+        .unwrap_or(0);
+    Choice {
+        member: pool[place],
+        ..choice.clone()
+    }
+}
 
 fn times() -> Vec<i64> {
     let mut times = Vec::new();
@@ -145,7 +188,16 @@ proptest! {
         build_after in 0usize..10,
         with_v2 in any::<bool>(),
         clock_offsets in prop::collection::vec(-2i64..3, 10),
+        clustered in any::<bool>(),
+        dense_up_front in any::<bool>(),
     ) {
+        // Clustered: members above 2^32 within 2 000 ids, dense layouts allowed and built
+        // by the first check (or right after the build, before catching up).
+        let (pool, probes): (&[u64; 5], &[u64]) = if clustered { (&CLUSTER, &CLUSTER_PROBES) } else { (&MEMBERS, &[]) };
+        let requests: Vec<Vec<Choice>> = requests
+            .iter()
+            .map(|request| request.iter().map(|choice| in_pool(choice, pool)).collect())
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(DEADLINE - DAY)));
         let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite"), clock.clone()).unwrap();
@@ -156,12 +208,25 @@ proptest! {
         let mut index = None;
         for (step, request) in requests.iter().enumerate() {
             if step == build_after {
-                index = Some(ConsentIndex::build(&ledger).unwrap());
+                let mut built = ConsentIndex::build(&ledger).unwrap();
+                if clustered {
+                    built.set_dense_limits(eager_dense_limits());
+                    if dense_up_front {
+                        built.prepare_dense(&Purpose::new("ai_training").unwrap());
+                    }
+                }
+                index = Some(built);
             }
             clock.advance_micros(clock_offsets[step] * DAY / 2);
             ledger.append(request.iter().map(to_event).collect()).unwrap();
         }
-        let mut index = index.unwrap_or_else(|| ConsentIndex::build(&ledger).unwrap());
+        let mut index = index.unwrap_or_else(|| {
+            let mut built = ConsentIndex::build(&ledger).unwrap();
+            if clustered {
+                built.set_dense_limits(eager_dense_limits());
+            }
+            built
+        });
         index.catch_up(&ledger).unwrap();
         let head = ledger.head().unwrap().unwrap().position;
         prop_assert_eq!(index.applied_position(), head);
@@ -172,11 +237,14 @@ proptest! {
         for purpose in [Purpose::new("ai_training").unwrap(), Purpose::new("ai_personalization").unwrap()] {
             for &at in &query_times {
                 let at = Timestamp::from_micros(at);
-                let snapshot = Snapshot::build(&ledger, &purpose, at, None).unwrap();
+                let mut snapshot = Snapshot::build(&ledger, &purpose, at, None).unwrap();
+                if clustered {
+                    snapshot.explicit.set_dense_limits(eager_dense_limits());
+                }
                 let mut batch_members = Vec::new();
                 let mut batch_jurisdictions = Vec::new();
                 let mut batch_expected = Vec::new();
-                for &member in &MEMBERS {
+                for &member in pool.iter().chain(probes) {
                     for jurisdiction in jurisdictions() {
                         let want = expected(&ledger, &policies, member, &purpose, jurisdiction, at, head);
                         let got = index.check(MemberId(member), jurisdiction, &purpose, at, &ledger).unwrap();
@@ -188,8 +256,20 @@ proptest! {
                     }
                 }
                 let words = index.check_batch(&purpose, at, &batch_members, &batch_jurisdictions, &ledger).unwrap();
+                let snapshot_words = snapshot.check_batch(&batch_members, &batch_jurisdictions).unwrap();
                 for (i, want) in batch_expected.iter().enumerate() {
                     prop_assert_eq!((words[i / 64] >> (i % 64)) & 1 == 1, *want, "batch entry {} at {}", i, at);
+                    prop_assert_eq!((snapshot_words[i / 64] >> (i % 64)) & 1 == 1, *want, "snapshot batch entry {} at {}", i, at);
+                }
+                // The dense path was the one taken exactly when the members are clustered.
+                let explicit = index.explicit(&purpose).filter(|set| !set.is_empty());
+                if index.is_current_at(&purpose, at) {
+                    if let Some(explicit) = explicit {
+                        prop_assert_eq!(explicit.dense().is_some(), clustered);
+                    }
+                }
+                if !snapshot.explicit.is_empty() {
+                    prop_assert_eq!(snapshot.explicit.dense().is_some(), clustered);
                 }
             }
         }
@@ -349,4 +429,178 @@ fn cutoff_edges_and_ties() {
         Some(true),
         "as recorded up to position 5"
     );
+}
+
+const MODEL_CLUSTER_BASE: u64 = 5 << 32;
+
+/// An id near one of a few far-apart bases: one cluster above 2^32, the low ids, the 2^32
+/// boundary or the top of the id space. [`near_cluster`] folds the others into the cluster.
+fn model_id_strategy() -> impl Strategy<Value = u64> {
+    (
+        prop::sample::select(vec![
+            MODEL_CLUSTER_BASE,
+            MODEL_CLUSTER_BASE,
+            MODEL_CLUSTER_BASE,
+            0,
+            (1 << 32) - 40,
+            u64::MAX - 3000,
+        ]),
+        0u64..3000,
+    )
+        .prop_map(|(base, offset)| base + offset)
+}
+
+/// The id moved into the cluster (same offset from its base).
+fn near_cluster(id: u64) -> u64 {
+    let offset = if id >= u64::MAX - 3000 {
+        id - (u64::MAX - 3000)
+    } else if id >= MODEL_CLUSTER_BASE {
+        id - MODEL_CLUSTER_BASE
+    } else {
+        id % 3000
+    };
+    MODEL_CLUSTER_BASE + offset
+}
+
+#[derive(Clone, Debug)]
+enum SetOp {
+    /// A choice (`None`: removed, as a snapshot does for a member whose choices moved
+    /// after its cutoff).
+    Set(u64, Option<bool>),
+    /// A batch check of every id the model knows plus these.
+    Check(Vec<u64>),
+    /// Build the dense layout now.
+    Prepare,
+}
+
+fn set_op_strategy() -> impl Strategy<Value = SetOp> {
+    prop_oneof![
+        6 => (model_id_strategy(), prop::option::weighted(0.9, any::<bool>()))
+            .prop_map(|(id, state)| SetOp::Set(id, state)),
+        2 => prop::collection::vec(model_id_strategy(), 0..20).prop_map(SetOp::Check),
+        1 => Just(SetOp::Prepare),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    // Batch checks through `ExplicitSet` agree with the pure rule over a model of the latest
+    // choices, whichever path answers: the bitmaps, a dense layout built before or after
+    // changes, grown up or down to new ids, or dropped when a change takes it beyond its
+    // limits. Ids above 2^32, at the top of the id space and outside the dense range are
+    // all asked about.
+    #[test]
+    fn explicit_set_batches_agree_with_the_rule(
+        ops in prop::collection::vec(set_op_strategy(), 1..60),
+        span_ids_per_member_max in prop::sample::select(vec![4u64, 64, 1 << 20]),
+        checked_ids_before_build_min in prop::sample::select(vec![0u64, 30]),
+        initial in prop::collection::vec((model_id_strategy(), any::<bool>()), 0..30),
+        far_from in 0usize..80,
+    ) {
+        // Up to op `far_from` every id is in the cluster, so dense layouts get built and
+        // grow; after it, far ids may arrive and force them out.
+        let ops: Vec<SetOp> = ops
+            .into_iter()
+            .enumerate()
+            .map(|(step, op)| match op {
+                SetOp::Set(id, state) if step < far_from => SetOp::Set(near_cluster(id), state),
+                SetOp::Check(ids) if step < far_from => SetOp::Check(ids.into_iter().map(near_cluster).collect()),
+                op => op,
+            })
+            .collect();
+        let initial: Vec<(u64, bool)> = initial
+            .into_iter()
+            .map(|(id, allowed)| (if far_from > 0 { near_cluster(id) } else { id }, allowed))
+            .collect();
+        let policies = PolicyHistory::from_versions([PolicyDocument::default_policy()]).unwrap();
+        let purpose = Purpose::new("ai_training").unwrap();
+        let at = Timestamp::from_micros(DEADLINE + DAY);
+        let table = DecisionTable::new(&policies, &purpose, at);
+        let limits = DenseLimits {
+            span_ids_per_member_max,
+            checked_ids_before_build_min,
+            ..DenseLimits::default()
+        };
+        let mut model: HashMap<u64, bool> = initial.iter().copied().collect();
+        let mut sorted: Vec<_> = model.iter().map(|(&id, &allowed)| (MemberId(id), allowed)).collect();
+        sorted.sort_unstable_by_key(|(member, _)| member.get());
+        let mut set = ExplicitSet::from_sorted(sorted);
+        set.set_dense_limits(limits);
+        let places = jurisdictions();
+        for op in ops {
+            match op {
+                SetOp::Set(id, Some(allowed)) => {
+                    set.set(MemberId(id), allowed);
+                    model.insert(id, allowed);
+                }
+                SetOp::Set(id, None) => {
+                    set.remove(MemberId(id));
+                    model.remove(&id);
+                }
+                SetOp::Prepare => {
+                    set.prepare_dense();
+                }
+                SetOp::Check(extra) => {
+                    let ids: Vec<u64> = model.keys().copied().chain(extra).chain([0, u64::MAX]).collect();
+                    let members: Vec<MemberId> = ids.iter().map(|&id| MemberId(id)).collect();
+                    let jurisdictions: Vec<_> = (0..ids.len()).map(|i| places[i % places.len()]).collect();
+                    let words = check_batch_with(&set, &table, &members, &jurisdictions).unwrap();
+                    let unknown = check_batch_with(&set, &table, &members, &[]).unwrap();
+                    for (i, &id) in ids.iter().enumerate() {
+                        let choice = model.get(&id).map(|&allowed| ExplicitChoice { allowed, at, position: LedgerPosition(1) });
+                        let want = decide(&policies, &purpose, jurisdictions[i], at, choice.as_ref()).allowed;
+                        let want_unknown = decide(&policies, &purpose, None, at, choice.as_ref()).allowed;
+                        prop_assert_eq!((words[i / 64] >> (i % 64)) & 1 == 1, want, "id {} {:?}", id, jurisdictions[i]);
+                        prop_assert_eq!((unknown[i / 64] >> (i % 64)) & 1 == 1, want_unknown, "id {} unknown", id);
+                        if let Some(dense) = set.dense() {
+                            let code = match model.get(&id) { None => 0, Some(true) => 1, Some(false) => 2 };
+                            prop_assert_eq!(dense.state_code(id), code, "dense state of {}", id);
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(set.len(), model.len() as u64);
+        }
+        // A dense layout, when kept, never covers more than the limits allow.
+        if let Some(dense) = set.dense() {
+            let (_, span) = dense.range();
+            prop_assert!(span <= limits.span_ids_max);
+            prop_assert!(span <= (set.len() + 64) * span_ids_per_member_max, "span {} for {} members", span, set.len());
+        }
+    }
+
+    // The decision table `ConsentIndex` reuses across batch checks is the one it would
+    // resolve afresh, for times in any order around every policy boundary.
+    #[test]
+    fn cached_decision_table_equals_a_fresh_one(
+        order in prop::collection::vec(prop::sample::select(times()), 1..40),
+        with_v2 in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(Timestamp::from_micros(DEADLINE)));
+        let ledger = SqliteLedger::open(&dir.path().join("ledger.sqlite"), clock).unwrap();
+        ledger.append(vec![policy_event(optout_core::policy::DEFAULT_POLICY_TOML)]).unwrap();
+        let mut index = ConsentIndex::build(&ledger).unwrap();
+        if with_v2 {
+            ledger.append(vec![policy_event(&policy_v2())]).unwrap();
+        }
+        let v2_boundary = Timestamp::parse_rfc3339("2024-06-01T00:00:00Z").unwrap().as_micros();
+        let mut order = order;
+        order.extend([v2_boundary - 1, v2_boundary, v2_boundary + 1, i64::MIN, i64::MAX]);
+        for (step, at) in order.into_iter().enumerate() {
+            if step == 3 {
+                index.catch_up(&ledger).unwrap(); // a policy applied mid-way clears the cache
+            }
+            let at = Timestamp::from_micros(at);
+            let cached = index.cached_decision_table(&Purpose::new("ai_training").unwrap(), at);
+            let fresh = index.decision_table(&Purpose::new("ai_training").unwrap(), at);
+            for jurisdiction in jurisdictions().into_iter().chain(["GB", "CH", "NO"].map(|code| Jurisdiction::parse(code).ok())) {
+                for state in [ExplicitState::None, ExplicitState::Allowed, ExplicitState::Denied] {
+                    prop_assert_eq!(cached.allowed(jurisdiction, state), fresh.allowed(jurisdiction, state), "{:?} {:?} at {}", jurisdiction, state, at);
+                    prop_assert_eq!(cached.basis(jurisdiction, state), fresh.basis(jurisdiction, state));
+                }
+            }
+        }
+    }
 }
