@@ -615,6 +615,25 @@ fn bitmap_path(
     .unwrap()
 }
 
+/// The product's dense layout alone, no table (the answer bit says "has a choice"): how
+/// much of the batch check is the jurisdiction slot and table read.
+fn dense_states_only(
+    fixture: &Fixture,
+    members: &[MemberId],
+    _jurisdictions: &[Option<Jurisdiction>],
+) -> Vec<u64> {
+    let dense = fixture.explicit.dense().unwrap();
+    let mut words = vec![0u64; members.len().div_ceil(64)];
+    for (ids, word) in members.chunks(64).zip(&mut words) {
+        let mut bits = 0u64;
+        for (bit, member) in ids.iter().enumerate() {
+            bits |= u64::from(dense.state_code(member.get()) != 0) << bit;
+        }
+        *word = bits;
+    }
+    words
+}
+
 /// `ExplicitSet::get` alone (the answer bits say "has a choice").
 fn explicit_get_only(
     fixture: &Fixture,
@@ -648,7 +667,7 @@ fn table_and_bits_only(
 type BatchFn = fn(&Fixture, &[MemberId], &[Option<Jurisdiction>]) -> Vec<u64>;
 
 /// (name, reads the sorted windows, check).
-const VARIANTS: [(&str, bool, BatchFn); 18] = [
+const VARIANTS: [(&str, bool, BatchFn); 19] = [
     ("product_check_batch_with", false, product_batch),
     ("product_on_sorted_ids", true, product_batch),
     ("product_bitmap_path", false, bitmap_path),
@@ -674,6 +693,7 @@ const VARIANTS: [(&str, bool, BatchFn); 18] = [
     ("dense_two_bits_per_id", false, dense_two_bits),
     ("dense_two_bits_on_sorted_ids", true, dense_two_bits),
     ("explicit_get_only", false, explicit_get_only),
+    ("dense_states_only", false, dense_states_only),
     ("table_and_bits_only", false, table_and_bits_only),
 ];
 
@@ -741,14 +761,14 @@ mod point {
         });
     }
 
-    struct IndexFixture {
-        index: ConsentIndex,
-        ledger: SyntheticLedger,
+    pub(super) struct IndexFixture {
+        pub(super) index: ConsentIndex,
+        pub(super) ledger: SyntheticLedger,
     }
 
     static INDEXES: Fixtures<IndexFixture> = Fixtures::new();
 
-    fn index_fixture(size: Size) -> &'static IndexFixture {
+    pub(super) fn index_fixture(size: Size) -> &'static IndexFixture {
         let fixture = fixture(size);
         INDEXES.get(size.explicit, || {
             let ledger = SyntheticLedger::new(SyntheticChoices::ExplicitMembers {
@@ -757,10 +777,14 @@ mod point {
             let rss_before = rss_bytes();
             let started = Instant::now();
             let index = ConsentIndex::build(&ledger).unwrap();
+            let build_seconds = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            assert!(index.prepare_dense(&purpose()));
             eprintln!(
-                "optout-bench-memory {{\"what\":\"ConsentIndex::build(synthetic)\",\"size\":\"{size}\",\"explicit_members\":{},\"bitmap_bytes\":{},\"rss_delta_bytes\":{},\"seconds\":{:.2}}}",
+                "optout-bench-memory {{\"what\":\"ConsentIndex::build(synthetic)\",\"size\":\"{size}\",\"explicit_members\":{},\"bitmap_bytes\":{},\"dense_bytes\":{},\"rss_delta_bytes\":{},\"seconds\":{build_seconds:.2},\"prepare_dense_seconds\":{:.3}}}",
                 index.explicit_members(),
                 index.bitmap_bytes(),
+                index.dense_bytes(),
                 rss_bytes().saturating_sub(rss_before),
                 started.elapsed().as_secs_f64()
             );
@@ -865,7 +889,8 @@ mod point {
 mod batch {
     use super::*;
 
-    /// The product batch check: `check_batch_with` over random ids and jurisdictions.
+    /// The product batch check: `check_batch_with` over random ids and jurisdictions, on
+    /// the set with its dense layout built (what large batches use once warm).
     #[divan::bench(args = batches(), max_time = 20)]
     fn check_batch_with(bencher: Bencher, batch: Batch) {
         let fixture = fixture(batch.size);
@@ -878,6 +903,45 @@ mod batch {
                 &fixture.queries.jurisdictions[range],
             )
             .unwrap()
+        });
+    }
+
+    /// The same with the dense layout turned off: the bitmap path (sparse id ranges).
+    #[divan::bench(args = batches(), max_time = 20)]
+    fn check_batch_with_bitmap_path(bencher: Bencher, batch: Batch) {
+        let fixture = fixture(batch.size);
+        bencher.counter(ItemsCount::new(batch.len)).bench_local(|| {
+            let range = fixture.window(batch.len);
+            super::check_batch_with(
+                &fixture.bitmaps_only,
+                &fixture.table,
+                &fixture.queries.members[range.clone()],
+                &fixture.queries.jurisdictions[range],
+            )
+            .unwrap()
+        });
+    }
+
+    /// `ConsentIndex::check_batch` at the current time, as the server calls it: the purpose
+    /// lookup, the cached decision table, then the dense layout.
+    #[divan::bench(args = batches(), max_time = 20)]
+    fn consent_index_check_batch(bencher: Bencher, batch: Batch) {
+        let fixture = fixture(batch.size);
+        let built = point::index_fixture(batch.size);
+        let purpose = purpose();
+        let at = check_at();
+        bencher.counter(ItemsCount::new(batch.len)).bench_local(|| {
+            let range = fixture.window(batch.len);
+            built
+                .index
+                .check_batch(
+                    &purpose,
+                    at,
+                    &fixture.queries.members[range.clone()],
+                    &fixture.queries.jurisdictions[range],
+                    &built.ledger,
+                )
+                .unwrap()
         });
     }
 }

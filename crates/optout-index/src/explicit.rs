@@ -162,13 +162,17 @@ impl ExplicitSet {
         }
     }
 
-    /// The member's latest explicit choice, if any.
+    /// The member's latest explicit choice, if any: one read of the dense layout when it
+    /// is built, else the bitmaps.
     #[inline]
     pub fn get(&self, member: MemberId) -> Option<bool> {
-        if self.chosen.contains(member.get()) {
-            Some(self.allowed.contains(member.get()))
-        } else {
-            None
+        let code = match self.dense() {
+            Some(dense) => dense.state_code(member.get()),
+            None => self.bitmap_state_code(member.get()),
+        };
+        match code {
+            0 => None,
+            code => Some(code == 1),
         }
     }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use optout_core::consent::{decide, latest_choice_at, ExplicitChoice};
+use optout_core::consent::latest_choice_at;
 use optout_core::policy::PolicyDocument;
 use optout_core::{
     EventBody, Jurisdiction, LedgerPosition, MemberId, PolicyHistory, Purpose, SealedEvent,
@@ -21,7 +21,7 @@ use optout_core::{
 };
 use optout_store::{member_history, policy_history_up_to, Ledger, StoreError};
 
-use crate::decision_table::{Basis, DecisionTable};
+use crate::decision_table::{Basis, DecisionTable, ExplicitState};
 use crate::dense::DenseLimits;
 use crate::explicit::ExplicitSet;
 use crate::snapshot::{latest_per_member, Snapshot};
@@ -275,18 +275,13 @@ impl ConsentIndex {
         at: Timestamp,
         ledger: &dyn Ledger,
     ) -> Result<Check, IndexError> {
-        let explicit = self.explicit_at(member, purpose, at, ledger)?;
-        // One rule evaluation: a whole DecisionTable (677 jurisdictions) costs far more
-        // than a single check.
-        let choice = explicit.map(|allowed| ExplicitChoice {
-            allowed,
-            at,
-            position: self.applied,
-        });
-        let decision = decide(&self.policies, purpose, jurisdiction, at, choice.as_ref());
+        let explicit = ExplicitState::from(self.explicit_at(member, purpose, at, ledger)?);
+        // The table for the policy interval holding `at`, resolved once and reused: a
+        // fresh one (677 jurisdictions) costs far more than a single check.
+        let table = self.cached_decision_table(purpose, at);
         Ok(Check {
-            allowed: decision.allowed,
-            basis: Basis::of(&decision.reason),
+            allowed: table.allowed(jurisdiction, explicit),
+            basis: table.basis(jurisdiction, explicit),
         })
     }
 
