@@ -1,0 +1,2 @@
+//! Durable appends per second (filled in below).
+fn main() {}
