@@ -131,15 +131,20 @@ pub struct BatchRequest {
 pub struct BatchChoice {
     #[schema(value_type = u64)]
     pub member: MemberId,
+    #[schema(example = "ai_training")]
     pub purpose: String,
     pub allowed: bool,
+    /// ISO 3166-1 alpha-2 code (any case) of where the member was, or null.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub jurisdiction: Option<JurisdictionField>,
     /// The channel the member used: web, mobile, api (default) or gpc.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::ServiceSourceName>)]
     pub source: Option<String>,
+    /// 1-256 bytes without control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub idempotency_key: Option<String>,
 }
 
@@ -182,6 +187,7 @@ pub struct BatchResult {
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
+    #[schema(example = "ai_training")]
     pub purpose: String,
     #[schema(value_type = Vec<u64>)]
     pub members: Vec<MemberId>,
@@ -232,9 +238,11 @@ pub struct CheckResponse {
 pub struct MemberConsentQuery {
     /// ISO 3166-1 alpha-2 code of the member's country; missing: the most protective answer.
     #[serde(default)]
+    #[param(example = "US", pattern = r"^\s*[A-Za-z]{2}\s*$")]
     pub jurisdiction: Option<String>,
     /// One purpose (default: every purpose the policies define).
     #[serde(default)]
+    #[param(example = "ai_training")]
     pub purpose: Option<String>,
     /// The time to answer for (RFC 3339; default: now).
     #[serde(default)]
@@ -383,7 +391,9 @@ pub struct ReportQuery {
     #[serde(default)]
     #[param(value_type = crate::openapi::ReportByName, required = true)]
     pub by: Option<String>,
+    /// Count only this purpose's choices.
     #[serde(default)]
+    #[param(example = "ai_training")]
     pub purpose: Option<String>,
     /// `json` or `csv`; wins over the `Accept` header.
     #[serde(default)]
@@ -423,9 +433,10 @@ pub struct ReportBucket {
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSnapshotRequest {
+    #[schema(example = "ai_training")]
     pub purpose: String,
     /// Effective consent as of this time; must not be in the future.
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = String, format = DateTime, example = "2024-06-01T00:00:00Z")]
     pub cutoff: Timestamp,
     /// The ledger position the snapshot reflects (default: the head now).
     #[serde(default)]

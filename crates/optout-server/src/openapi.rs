@@ -11,6 +11,7 @@
 
 use axum::Json;
 use serde::Serialize;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
@@ -35,6 +36,17 @@ pub enum SourceName {
     Gpc,
     Admin,
     Import,
+}
+
+/// The channels a service may record a choice with.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = ServiceSource)]
+pub enum ServiceSourceName {
+    Web,
+    Mobile,
+    Api,
+    Gpc,
 }
 
 /// How a jurisdiction is treated for a purpose.
@@ -177,6 +189,7 @@ impl Modify for Shared {
                 ),
             );
         }
+        link_snapshots(openapi);
         for item in openapi.paths.paths.values_mut() {
             for operation in [
                 &mut item.get,
@@ -190,6 +203,44 @@ impl Modify for Shared {
             {
                 add_common_problems(operation);
             }
+        }
+    }
+}
+
+/// Links from a created snapshot to reading it and its manifest, so clients (and
+/// schemathesis' stateful phase) can follow the id `POST /v1/snapshots` answers.
+fn link_snapshots(openapi: &mut utoipa::openapi::OpenApi) {
+    let Some(operation) = openapi
+        .paths
+        .paths
+        .get_mut("/v1/snapshots")
+        .and_then(|item| item.post.as_mut())
+    else {
+        return;
+    };
+    for status in ["200", "201"] {
+        if let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) {
+            response.links.insert(
+                "GetSnapshot".into(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id("get_snapshot")
+                        .parameter("id", "$response.body#/id")
+                        .description("The snapshot just answered")
+                        .build(),
+                ),
+            );
+            response.links.insert(
+                "GetSnapshotManifest".into(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id("get_snapshot_file")
+                        .parameter("id", "$response.body#/id")
+                        .parameter("name", "snapshot.json")
+                        .description("Its signed manifest")
+                        .build(),
+                ),
+            );
         }
     }
 }

@@ -51,8 +51,8 @@ pub async fn get_settings(
     tag = "member",
     summary = "Set the member's choice for a purpose; answers the signed receipt",
     params(
-        ("purpose" = String, Path, description = "A purpose of the policy in force, e.g. `ai_training`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key writes one event and answers the same receipt"),
+        ("purpose" = String, Path, description = "A purpose of the policy in force", example = "ai_training"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f]+$", description = "1-256 bytes without control characters: a retry with the same key writes one event and answers the same receipt"),
         ("Sec-GPC" = Option<String>, Header, description = "`1`: Global Privacy Control is on"),
     ),
     request_body = SetChoiceRequest,
