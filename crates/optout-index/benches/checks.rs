@@ -16,9 +16,12 @@
 //! - `point::explicit_get_table_allowed`: `ExplicitSet::get` + `DecisionTable::allowed`
 //!   per query (the live fast path), 65 536 queries per iteration.
 //! - `point::consent_index_check`: `ConsentIndex::check` at the current time, 64 queries
-//!   per iteration (it resolves a `DecisionTable` on every call, see bench/index.md).
+//!   per iteration (cached decision table, dense layout).
 //! - `batch::check_batch_with`: the product batch check over slices of 1 Ki, 64 Ki and
-//!   1 Mi random ids and jurisdictions (the 8M size; the others only 64 Ki).
+//!   1 Mi random ids and jurisdictions (the 8M size; the others only 64 Ki), with the
+//!   set's dense layout built up front; `batch::check_batch_with_bitmap_path`: the same
+//!   with the layout turned off (the fallback for sparse id ranges);
+//!   `batch::consent_index_check_batch`: `ConsentIndex::check_batch`, as the server calls it.
 //! - `proto::*`: 64 Ki batches through alternatives built inside this file, to find where
 //!   the time goes (each is checked against the product's answers before it is timed).
 //!
