@@ -1,5 +1,7 @@
 //! One writer per ledger, readers on other nodes following it, and a chain that verifies.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
 mod support;
 
 use std::sync::Arc;
