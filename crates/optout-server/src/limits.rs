@@ -19,6 +19,8 @@ pub struct ServerLimits {
     pub history_choices_max: usize,
     /// Included-member sets of datasets kept in memory for `GET /v1/me/usage`.
     pub usage_member_sets_cached_max: usize,
+    /// Snapshots kept under `DIR/snapshots`; taking another beyond it is refused (409).
+    pub snapshots_kept_max: usize,
     /// Sustained requests per second one member may make.
     pub member_requests_per_second: u32,
     /// Requests one member may make in a burst.
@@ -50,6 +52,7 @@ impl Default for ServerLimits {
             check_members_max: 1_000_000,
             history_choices_max: 1_000,
             usage_member_sets_cached_max: 64,
+            snapshots_kept_max: 1_000,
             member_requests_per_second: 5,
             member_requests_burst: 20,
             service_requests_per_second: 1_000,

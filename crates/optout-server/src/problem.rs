@@ -73,6 +73,8 @@ pub enum ApiError {
     SnapshotNotFound(String),
     #[error("snapshot file {name:?} does not exist; the snapshot has {known}")]
     SnapshotFileNotFound { name: String, known: String },
+    #[error("{kept} snapshots are kept, the most allowed (limits.snapshots_kept_max); remove old ones from the data directory's snapshots/")]
+    SnapshotLimitReached { kept: usize },
     #[error("the service runs without a data directory, so it cannot keep snapshots")]
     NoDataDirectory,
     #[error("no such resource")]
@@ -175,6 +177,11 @@ impl ApiError {
                 "snapshot-file-not-found",
                 "Snapshot file not found",
             ),
+            ApiError::SnapshotLimitReached { .. } => (
+                S::CONFLICT,
+                "snapshot-limit-reached",
+                "Too many snapshots kept",
+            ),
             ApiError::NoDataDirectory => (
                 S::SERVICE_UNAVAILABLE,
                 "no-data-directory",
@@ -253,6 +260,7 @@ impl ApiError {
                 name: "members.csv".into(),
                 known: "explicit_allowed.roaring64, snapshot.json".into(),
             },
+            ApiError::SnapshotLimitReached { kept: 1_000 },
             ApiError::NoDataDirectory,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,

@@ -79,6 +79,10 @@ pub fn create(state: &AppState, key: &SnapshotKey) -> Result<(SnapshotManifest, 
     if let Some(existing) = read_manifest(&root, &id)? {
         return Ok((existing, false));
     }
+    let kept = kept_snapshots(&root)?;
+    if kept >= state.limits().snapshots_kept_max {
+        return Err(ApiError::SnapshotLimitReached { kept });
+    }
     let snapshot = Snapshot::build(state.ledger(), &key.purpose, key.cutoff, Some(key.position))
         .map_err(|error| match error {
             IndexError::PositionBeyondHead { requested, head } => ApiError::InvalidBody(format!(
@@ -155,6 +159,16 @@ fn snapshots_dir(state: &AppState) -> Result<PathBuf, ApiError> {
     fs::create_dir_all(&root)
         .map_err(|error| ApiError::internal(format!("{}: {error}", root.display())))?;
     Ok(root)
+}
+
+/// Snapshot directories under `root` (partial builds are not counted).
+fn kept_snapshots(root: &Path) -> Result<usize, ApiError> {
+    let entries = fs::read_dir(root)
+        .map_err(|error| ApiError::internal(format!("{}: {error}", root.display())))?;
+    Ok(entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(is_snapshot_id))
+        .count())
 }
 
 fn read_manifest(root: &Path, id: &str) -> Result<Option<SnapshotManifest>, ApiError> {

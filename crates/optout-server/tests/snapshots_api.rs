@@ -10,6 +10,7 @@ use axum::http::Method;
 use common::{t, Service, LEDGER_SEED};
 use optout_core::LedgerSigner;
 use optout_index::export::SnapshotManifest;
+use optout_server::ServerLimits;
 use roaring::RoaringTreemap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -268,4 +269,36 @@ async fn unknown_snapshots_and_files_outside_a_snapshot_are_not_found() {
         )
         .await
         .problem(403, "scope-missing");
+}
+
+#[tokio::test]
+async fn snapshots_beyond_the_kept_limit_are_refused_but_existing_ones_are_answered() {
+    let service = Service::with_limits(ServerLimits {
+        snapshots_kept_max: 1,
+        ..ServerLimits::default()
+    });
+    record_choices(&service).await;
+    let (writer, _) = tokens(&service);
+    let first = json!({"purpose": "ai_training", "cutoff": "2024-06-01T12:00:00Z"});
+    let created = service
+        .post_json("/v1/snapshots", &writer, first.clone())
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let refused = service
+        .post_json(
+            "/v1/snapshots",
+            &writer,
+            json!({"purpose": "ai_training", "cutoff": "2024-06-01T13:00:00Z"}),
+        )
+        .await
+        .problem(409, "snapshot-limit-reached");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("snapshots_kept_max"),
+        "{refused}"
+    );
+    let again = service.post_json("/v1/snapshots", &writer, first).await;
+    assert_eq!(again.status, 200, "{}", again.text());
 }

@@ -39,6 +39,7 @@ const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
         (status = 201, description = "Taken", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
         (status = 200, description = "Taken before", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
         (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "`snapshot-limit-reached`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["snapshots:write"])),
 )]
