@@ -6,9 +6,10 @@
 //! for a member who has choices reads that member's history from the ledger (exact, and
 //! rare for online checks); batch checks at past cutoffs go through a [`Snapshot`].
 //!
-//! The index is built from the ledger at start (one lean scan, sorted per member) and kept
-//! current by applying events after its position in order: the same path a node will use
-//! to tail a shared PostgreSQL ledger written by others.
+//! The index is built from the ledger at start (one scan keeping each member's latest
+//! choice as it streams past) and kept current by applying events after its position in
+//! order: the same path a node will use to tail a shared PostgreSQL ledger written by
+//! others.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,8 @@ use optout_store::{member_history, policy_history_up_to, Ledger, StoreError};
 use crate::decision_table::{Basis, DecisionTable, ExplicitState};
 use crate::dense::DenseLimits;
 use crate::explicit::ExplicitSet;
-use crate::snapshot::{latest_per_member, Snapshot};
+use crate::latest::LatestChoices;
+use crate::snapshot::Snapshot;
 
 /// Events read per call while catching up.
 const CATCH_UP_PAGE_EVENTS: usize = 10_000;
@@ -96,33 +98,29 @@ impl ConsentIndex {
             .head()?
             .map_or(LedgerPosition(0), |head| head.position);
         let policies = policy_history_up_to(ledger, up_to)?;
-        let mut by_purpose: HashMap<Purpose, Vec<(u64, i64, u64, bool)>> = HashMap::new();
+        // Per purpose: each member's latest choice, streamed, and the newest choice time.
+        let mut by_purpose: HashMap<Purpose, (LatestChoices, Option<i64>)> = HashMap::new();
         ledger.scan_choices(up_to, &mut |facts| {
             let entry = match by_purpose.get_mut(facts.purpose) {
                 Some(entry) => entry,
-                None => by_purpose.entry(facts.purpose.clone()).or_default(),
+                None => by_purpose
+                    .entry(facts.purpose.clone())
+                    .or_insert_with(|| (LatestChoices::new(), None)),
             };
-            entry.push((
-                facts.member.get(),
-                facts.at.as_micros(),
-                facts.position.get(),
-                facts.allowed,
-            ));
+            let at = facts.at.as_micros();
+            entry
+                .0
+                .push(facts.member.get(), at, facts.position.get(), facts.allowed);
+            entry.1 = Some(entry.1.map_or(at, |newest| newest.max(at)));
         })?;
         let purposes = by_purpose
             .into_iter()
-            .map(|(purpose, choices)| {
-                let newest_at = choices
-                    .iter()
-                    .map(|choice| choice.1)
-                    .max()
-                    .map(Timestamp::from_micros);
-                let explicit = latest_per_member(choices);
+            .map(|(purpose, (latest, newest_at))| {
                 (
                     purpose,
                     PurposeState {
-                        explicit,
-                        newest_at,
+                        explicit: latest.into_explicit(),
+                        newest_at: newest_at.map(Timestamp::from_micros),
                     },
                 )
             })

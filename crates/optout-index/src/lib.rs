@@ -18,6 +18,7 @@ pub mod dense;
 pub mod explicit;
 pub mod export;
 pub mod index;
+mod latest;
 pub mod snapshot;
 
 pub use decision_table::{Basis, DecisionTable};

@@ -18,6 +18,7 @@ use roaring::RoaringTreemap;
 use crate::decision_table::{DecisionTable, ExplicitState};
 use crate::explicit::ExplicitSet;
 use crate::index::{check_batch_with, IndexError};
+use crate::latest::LatestChoices;
 
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -167,23 +168,20 @@ fn full_scan(
     cutoff: Timestamp,
     position: LedgerPosition,
 ) -> Result<(ExplicitSet, SnapshotSource), IndexError> {
-    let mut choices = Vec::new();
+    let mut latest = LatestChoices::new();
     let mut events = 0u64;
     ledger.scan_choices(position, &mut |facts| {
         events += 1;
         if facts.purpose == purpose && facts.at <= cutoff {
-            choices.push((
+            latest.push(
                 facts.member.get(),
                 facts.at.as_micros(),
                 facts.position.get(),
                 facts.allowed,
-            ));
+            );
         }
     })?;
-    Ok((
-        latest_per_member(choices),
-        SnapshotSource::FullScan { events },
-    ))
+    Ok((latest.into_explicit(), SnapshotSource::FullScan { events }))
 }
 
 /// Starts from the best stored checkpoint, if one applies and still matches the ledger.
@@ -258,7 +256,9 @@ fn from_checkpoint(
     )))
 }
 
-/// Each member's latest choice from (member, at, position, allowed) tuples in any order.
+/// Each member's latest choice from (member, at, position, allowed) tuples in any order:
+/// the model `LatestChoices` is tested against.
+#[cfg(test)]
 pub(crate) fn latest_per_member(mut choices: Vec<(u64, i64, u64, bool)>) -> ExplicitSet {
     choices.sort_unstable_by_key(|&(member, at, position, _)| (member, at, position));
     let mut latest = Vec::with_capacity(choices.len());
