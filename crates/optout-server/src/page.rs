@@ -21,11 +21,12 @@ use optout_core::{LedgerPosition, Source};
 use serde::Deserialize;
 
 use crate::auth::{member_from_token, MemberCaller, SESSION_COOKIE};
-use crate::dto::{HistoryResponse, PurposeSetting, SettingsResponse};
+use crate::dto::{HistoryResponse, PurposeSetting, SettingsResponse, UsageResponse};
 use crate::member_settings::{self, ChoiceRequest};
 use crate::problem::ApiError;
 use crate::routes::member::gpc_signal;
 use crate::state::AppState;
+use crate::usage;
 
 const PAGE_TITLE: &str = "Data sharing and AI model training";
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -101,13 +102,17 @@ pub async fn show(
         .blocking(move |state| {
             let settings = member_settings::settings(state, caller, gpc)?;
             let history = member_settings::history(state, caller, limit)?;
-            Ok((settings, history))
+            let usage = usage::usage(state, caller.member)?;
+            Ok((settings, history, usage))
         })
         .await;
     match loaded {
-        Ok((settings, history)) => {
+        Ok((settings, history, usage)) => {
             let receipt = receipt_position.map(LedgerPosition);
-            html(StatusCode::OK, &render(&settings, &history, receipt))
+            html(
+                StatusCode::OK,
+                &render(&settings, &history, &usage, receipt),
+            )
         }
         Err(error) => error_page(&error),
     }
@@ -255,6 +260,7 @@ fn layout(main: &str) -> String {
 pub fn render(
     settings: &SettingsResponse,
     history: &HistoryResponse,
+    usage: &UsageResponse,
     receipt: Option<LedgerPosition>,
 ) -> String {
     let mut main = String::new();
@@ -279,6 +285,7 @@ pub fn render(
         main.push_str(&purpose_section(setting));
     }
     main.push_str(&history_section(history));
+    main.push_str(&usage_section(usage));
     layout(&main)
 }
 
@@ -340,6 +347,42 @@ fn history_section(history: &HistoryResponse) -> String {
         );
     }
     section.push_str("</tbody></table></section>");
+    section
+}
+
+/// The datasets that used the member's data, and those that could not be checked: a
+/// member is never told "not used" about a dataset the service could not check.
+fn usage_section(usage: &UsageResponse) -> String {
+    let mut section = String::from("<section><h2>Datasets that used your data</h2>");
+    if usage.included.is_empty() {
+        section.push_str("<p>No training dataset recorded so far included your data.</p>");
+    } else {
+        section.push_str("<table><thead><tr><th scope=\"col\">Dataset</th><th scope=\"col\">Purpose</th><th scope=\"col\">Choices as of</th></tr></thead><tbody>");
+        for dataset in &usage.included {
+            let _ = write!(
+                section,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(&dataset.dataset_id),
+                escape(dataset.purpose.as_str()),
+                dataset.cutoff
+            );
+        }
+        section.push_str("</tbody></table>");
+    }
+    if !usage.unchecked.is_empty() {
+        let _ = write!(
+            section,
+            "<p class=\"meta\">{} dataset(s) could not be checked for your data: ",
+            usage.unchecked.len()
+        );
+        let names: Vec<String> = usage
+            .unchecked
+            .iter()
+            .map(|unchecked| format!("<code>{}</code>", escape(&unchecked.dataset.dataset_id)))
+            .collect();
+        let _ = write!(section, "{}.</p>", names.join(", "));
+    }
+    section.push_str("</section>");
     section
 }
 

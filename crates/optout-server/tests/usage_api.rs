@@ -201,3 +201,39 @@ async fn usage_is_for_members_only_and_writes_nothing() {
     assert_eq!(empty["datasets_recorded"], 0);
     assert_eq!(service.head(), head);
 }
+
+#[tokio::test]
+async fn the_settings_page_lists_the_datasets_that_used_the_member_and_those_unchecked() {
+    let service = Service::new();
+    let signer = LedgerSigner::from_seed(LEDGER_SEED);
+    let datasets = service.data_dir().join("datasets");
+    let used = write_dataset(&service, &datasets.join("a"), "ds-used", &[2], &signer);
+    record(&service, used);
+    let lost = write_dataset(
+        &service,
+        &service.data_dir().join("elsewhere"),
+        "ds-lost",
+        &[2],
+        &signer,
+    );
+    record(&service, lost);
+    let page = |member: u64| {
+        let cookie = format!("optout_session={}", service.member_token(member, "US"));
+        axum::http::Request::builder()
+            .uri("/settings")
+            .header(axum::http::header::COOKIE, cookie)
+            .header(axum::http::header::HOST, "127.0.0.1:8080")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let html = service.send(page(2)).await.text();
+    assert!(
+        html.contains("<h2>Datasets that used your data</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<code>ds-used</code>"), "{html}");
+    assert!(html.contains("1 dataset(s) could not be checked for your data: <code>ds-lost</code>"));
+    let other = service.send(page(9)).await.text();
+    assert!(other.contains("No training dataset recorded so far included your data."));
+    assert!(!other.contains("<code>ds-used</code>"));
+}
