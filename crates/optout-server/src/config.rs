@@ -113,7 +113,10 @@ const CONFIG_KEYS: &[(&str, ValueKind)] = &[
     ("limits.batch_choices_max", ValueKind::Integer),
     ("limits.check_members_max", ValueKind::Integer),
     ("limits.history_choices_max", ValueKind::Integer),
-    ("limits.usage_member_sets_cached_max", ValueKind::Integer),
+    (
+        "limits.usage_member_sets_cached_bytes_max",
+        ValueKind::Integer,
+    ),
     ("limits.snapshots_kept_max", ValueKind::Integer),
     ("limits.member_requests_per_second", ValueKind::Integer),
     ("limits.member_requests_burst", ValueKind::Integer),

@@ -17,8 +17,9 @@ pub struct ServerLimits {
     pub check_members_max: usize,
     /// Choices returned by `GET /v1/me/history` (the most recent ones).
     pub history_choices_max: usize,
-    /// Included-member sets of datasets kept in memory for `GET /v1/me/usage`.
-    pub usage_member_sets_cached_max: usize,
+    /// Memory for the included-member sets of datasets kept for `GET /v1/me/usage`
+    /// (their serialized size); a larger set is read for each request instead.
+    pub usage_member_sets_cached_bytes_max: usize,
     /// Snapshots kept under `DIR/snapshots`; taking another beyond it is refused (409).
     pub snapshots_kept_max: usize,
     /// Sustained requests per second one member may make.
@@ -51,7 +52,7 @@ impl Default for ServerLimits {
             batch_choices_max: 10_000,
             check_members_max: 1_000_000,
             history_choices_max: 1_000,
-            usage_member_sets_cached_max: 64,
+            usage_member_sets_cached_bytes_max: 256 * 1024 * 1024,
             snapshots_kept_max: 1_000,
             member_requests_per_second: 5,
             member_requests_burst: 20,

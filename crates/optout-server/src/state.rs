@@ -203,7 +203,7 @@ impl AppState {
                 metrics: ServiceMetrics::default(),
                 rate_limiter,
                 files,
-                datasets: DatasetSets::new(limits.usage_member_sets_cached_max),
+                datasets: DatasetSets::new(limits.usage_member_sets_cached_bytes_max),
                 snapshot_builds: SnapshotBuilds::default(),
             }),
         })

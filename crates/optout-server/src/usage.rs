@@ -39,9 +39,10 @@ impl Unchecked {
     }
 }
 
-/// Included-member sets of datasets, found and checked once, then kept (a bounded number).
+/// Included-member sets of datasets, found and checked once, then kept (up to a number of
+/// bytes, oldest dropped first).
 pub struct DatasetSets {
-    cached_max: usize,
+    cached_bytes_max: usize,
     cache: Mutex<SetCache>,
 }
 
@@ -49,15 +50,16 @@ pub struct DatasetSets {
 struct SetCache {
     /// Manifest files seen, by path: (modified, length) when hashed, and the digest.
     manifests: HashMap<PathBuf, (Option<SystemTime>, u64, String)>,
-    /// Checked member sets by manifest digest, oldest first in `order`.
-    sets: HashMap<String, Arc<RoaringTreemap>>,
+    /// Checked member sets by manifest digest with their size, oldest first in `order`.
+    sets: HashMap<String, (Arc<RoaringTreemap>, usize)>,
     order: VecDeque<String>,
+    bytes: usize,
 }
 
 impl DatasetSets {
-    pub fn new(cached_max: usize) -> Self {
+    pub fn new(cached_bytes_max: usize) -> Self {
         DatasetSets {
-            cached_max,
+            cached_bytes_max,
             cache: Mutex::new(SetCache::default()),
         }
     }
@@ -97,23 +99,30 @@ impl DatasetSets {
 
     fn cached(&self, manifest_sha256: &str) -> Option<Arc<RoaringTreemap>> {
         let cache = self.cache.lock().ok()?;
-        cache.sets.get(manifest_sha256).cloned()
+        cache
+            .sets
+            .get(manifest_sha256)
+            .map(|(set, _)| Arc::clone(set))
     }
 
     fn remember(&self, manifest_sha256: &str, set: Arc<RoaringTreemap>) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
-        if self.cached_max == 0 || cache.sets.contains_key(manifest_sha256) {
+        let bytes = set.serialized_size();
+        if bytes > self.cached_bytes_max || cache.sets.contains_key(manifest_sha256) {
             return;
         }
-        while cache.sets.len() >= self.cached_max {
+        while cache.bytes + bytes > self.cached_bytes_max {
             let Some(oldest) = cache.order.pop_front() else {
                 break;
             };
-            cache.sets.remove(&oldest);
+            if let Some((_, freed)) = cache.sets.remove(&oldest) {
+                cache.bytes = cache.bytes.saturating_sub(freed);
+            }
         }
-        cache.sets.insert(manifest_sha256.to_string(), set);
+        cache.bytes += bytes;
+        cache.sets.insert(manifest_sha256.to_string(), (set, bytes));
         cache.order.push_back(manifest_sha256.to_string());
     }
 
@@ -261,4 +270,32 @@ pub fn usage(state: &AppState, member: MemberId) -> Result<UsageResponse, ApiErr
         not_included,
         unchecked,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(members: std::ops::Range<u64>) -> Arc<RoaringTreemap> {
+        Arc::new(members.collect())
+    }
+
+    #[test]
+    fn the_cache_keeps_the_newest_sets_within_its_bytes() {
+        let small = set(0..10);
+        let bytes = small.serialized_size();
+        let sets = DatasetSets::new(bytes * 2);
+        sets.remember("a", Arc::clone(&small));
+        sets.remember("b", Arc::clone(&small));
+        assert!(sets.cached("a").is_some() && sets.cached("b").is_some());
+        sets.remember("c", small);
+        assert!(sets.cached("a").is_none(), "the oldest went first");
+        assert!(sets.cached("b").is_some() && sets.cached("c").is_some());
+        sets.remember("huge", set(0..100_000));
+        assert!(
+            sets.cached("huge").is_none(),
+            "larger than the whole budget"
+        );
+        assert!(sets.cached("c").is_some(), "and nothing was dropped for it");
+    }
 }
