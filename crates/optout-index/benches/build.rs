@@ -439,14 +439,71 @@ mod in_memory {
     }
 
     /// `Snapshot::build` at the old cutoff (full scan: the synthetic ledger stores no
-    /// checkpoints).
+    /// checkpoints). Set up first: the peak memory and time of full-scan snapshots at the
+    /// old cutoff and at the head, streamed (the product) and by keeping every event and
+    /// sorting (the previous implementation, rebuilt here), with the same answers.
     #[divan::bench(args = memory_sizes(), sample_count = 3, sample_size = 1)]
     fn snapshot_old_cutoff(bencher: Bencher, events: u64) {
         let ledger = SyntheticLedger::new(SyntheticChoices::Generated { events });
         let purpose = purpose();
+        for (name, cutoff) in [("old_cutoff", old_cutoff()), ("head", Timestamp::MAX)] {
+            reset_peak_rss();
+            let rss_before = rss_bytes();
+            let started = Instant::now();
+            let kept = keep_every_event_then_sort(&ledger, cutoff);
+            let kept_seconds = started.elapsed().as_secs_f64();
+            let kept_peak = peak_rss_bytes().saturating_sub(rss_before);
+            drop(kept.1);
+            reset_peak_rss();
+            let rss_before = rss_bytes();
+            let started = Instant::now();
+            let snapshot =
+                Snapshot::build_with(&ledger, &purpose, cutoff, None, CheckpointUse::Never)
+                    .unwrap();
+            let streamed_seconds = started.elapsed().as_secs_f64();
+            let streamed_peak = peak_rss_bytes().saturating_sub(rss_before);
+            assert_eq!(snapshot.explicit, kept.0, "same members either way");
+            let members = snapshot.explicit.len();
+            eprintln!(
+                "optout-bench-build {{\"what\":\"Snapshot::build full scan (in_memory)\",\"cutoff\":\"{name}\",\"events\":{events},\"explicit_members\":{members},\"streamed_peak_rss_delta_bytes\":{streamed_peak},\"streamed_seconds\":{streamed_seconds:.2},\"kept_events_peak_rss_delta_bytes\":{kept_peak},\"kept_events_seconds\":{kept_seconds:.2}}}"
+            );
+        }
         bencher.counter(ItemsCount::new(events)).bench_local(|| {
             Snapshot::build_with(&ledger, &purpose, old_cutoff(), None, CheckpointUse::Never)
                 .unwrap()
         });
     }
+}
+
+/// The previous full scan: every choice up to the cutoff as a 32-byte tuple, sorted, each
+/// member's last kept. Returns the set and the tuples' vector (dropped by the caller after
+/// the peak is read, as the old code dropped it after building the set).
+fn keep_every_event_then_sort(
+    ledger: &dyn Ledger,
+    cutoff: Timestamp,
+) -> (optout_index::ExplicitSet, Vec<(u64, i64, u64, bool)>) {
+    let purpose = purpose();
+    let head = ledger.head().unwrap().map_or(0, |head| head.position.get());
+    let mut choices = Vec::new();
+    ledger
+        .scan_choices(optout_core::LedgerPosition(head), &mut |facts| {
+            if *facts.purpose == purpose && facts.at <= cutoff {
+                choices.push((
+                    facts.member.get(),
+                    facts.at.as_micros(),
+                    facts.position.get(),
+                    facts.allowed,
+                ));
+            }
+        })
+        .unwrap();
+    choices.sort_unstable_by_key(|&(member, at, position, _)| (member, at, position));
+    let mut latest = Vec::new();
+    let mut iter = choices.iter().peekable();
+    while let Some(&(member, _, _, allowed)) = iter.next() {
+        if iter.peek().is_none_or(|next| next.0 != member) {
+            latest.push((optout_core::MemberId(member), allowed));
+        }
+    }
+    (optout_index::ExplicitSet::from_sorted(latest), choices)
 }

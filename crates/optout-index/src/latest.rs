@@ -58,8 +58,14 @@ impl LatestChoices {
     pub(crate) fn into_explicit(mut self) -> ExplicitSet {
         self.merge_buffer();
         let LatestChoices {
-            members, allowed, ..
+            members,
+            ats,
+            allowed,
+            buffer,
+            ..
         } = self;
+        // Freed before the bitmaps are built, so the peak is the array alone.
+        drop((ats, buffer));
         ExplicitSet::from_sorted(
             members
                 .into_iter()
@@ -77,6 +83,10 @@ impl LatestChoices {
         let old_len = self.members.len();
         let added = count_not_in(&chunk, &self.members);
         let new_len = old_len + added;
+        // Exact growth: doubling capacity would cost up to 17 bytes per member more at peak.
+        self.members.reserve_exact(added);
+        self.ats.reserve_exact(added);
+        self.allowed.reserve_exact(added);
         self.members.resize(new_len, 0);
         self.ats.resize(new_len, 0);
         self.allowed.resize(new_len, false);
