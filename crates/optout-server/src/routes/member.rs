@@ -58,8 +58,8 @@ pub async fn get_settings(
     request_body = SetChoiceRequest,
     responses(
         (status = 200, description = "The signed receipt of the choice", body = crate::openapi::ReceiptSchema, headers(("Idempotent-Replayed" = String, description = "`true` when answered from an earlier request with the same key"))),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`setting-not-offered`, `idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "A problem document: `setting-not-offered`, `idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("member_token" = [])),
 )]

@@ -38,8 +38,8 @@ const SERVICE_SOURCES: [Source; 4] = [Source::Web, Source::Mobile, Source::Api, 
     request_body = BatchRequest,
     responses(
         (status = 200, description = "The positions (and receipts) of the appended choices", body = BatchResponse),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "A problem document: `idempotency-key-reused`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["choices:write"])),
 )]
@@ -147,7 +147,7 @@ fn batch_source(name: Option<&str>, index: usize) -> Result<Source, ApiError> {
     request_body = CheckRequest,
     responses(
         (status = 200, description = "The allowed members (ids or bitmask)", body = CheckResponse),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["consent:read"])),
 )]
@@ -277,7 +277,7 @@ pub(crate) fn defined_purpose(
     params(("id" = u64, Path, description = "The member id"), MemberConsentQuery),
     responses(
         (status = 200, description = "The decision per purpose", body = MemberConsentResponse),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["consent:read"])),
 )]
@@ -379,7 +379,7 @@ fn member_consent(
     summary = "The signed ledger head",
     responses(
         (status = 200, description = "The signed checkpoint", body = crate::openapi::CheckpointSchema),
-        (status = 404, description = "`ledger-empty`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `ledger-empty`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["ledger:read"])),
 )]

@@ -30,7 +30,7 @@ pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
                 (ChoiceReport = "application/json"),
                 (String = "text/csv"),
             )),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["reports:read"])),
 )]

@@ -38,8 +38,8 @@ const DOWNLOAD_CHUNK_BYTES: usize = 256 * 1024;
     responses(
         (status = 201, description = "Taken", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
         (status = 200, description = "Taken before", body = SnapshotResponse, headers(("Location" = String, description = "/v1/snapshots/{id}"))),
-        (status = 404, description = "`unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "`snapshot-limit-reached`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `unknown-purpose`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "A problem document: `snapshot-limit-reached`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["snapshots:write"])),
 )]
@@ -103,7 +103,7 @@ pub async fn post_snapshot(
     params(("id" = String, Path, description = "What `POST /v1/snapshots` answered")),
     responses(
         (status = 200, description = "The snapshot", body = SnapshotResponse),
-        (status = 404, description = "`snapshot-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `snapshot-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["snapshots:read"])),
 )]
@@ -136,7 +136,7 @@ pub async fn get_snapshot(
                 (Object = "application/json"),
                 (String = "text/csv"),
             )),
-        (status = 404, description = "`snapshot-not-found`, `snapshot-file-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "A problem document: `snapshot-not-found`, `snapshot-file-not-found`", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("service_token" = ["snapshots:read"])),
 )]
