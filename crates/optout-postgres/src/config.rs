@@ -53,12 +53,19 @@ impl fmt::Debug for SchemaName {
     }
 }
 
+/// Memory for the writer's filter of idempotency keys: about 1% false positives (each
+/// costing one lookup) up to some 50 million keyed events; beyond that it degrades towards
+/// one lookup per keyed choice, never to a wrong answer.
+pub const IDEMPOTENCY_FILTER_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
 /// How to reach a ledger: `url` is a libpq-style connection string
 /// (`postgres://user@127.0.0.1:5432/db` or `host=... user=... dbname=...`), without TLS.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
     pub url: String,
     pub schema: SchemaName,
+    /// Size of the writer's in-memory filter of idempotency keys.
+    pub idempotency_filter_bytes: usize,
 }
 
 impl PostgresConfig {
@@ -67,6 +74,7 @@ impl PostgresConfig {
         Ok(PostgresConfig {
             url: url.to_string(),
             schema: SchemaName::new(schema)?,
+            idempotency_filter_bytes: IDEMPOTENCY_FILTER_BYTES_DEFAULT,
         })
     }
 
@@ -75,6 +83,7 @@ impl PostgresConfig {
         PostgresConfig {
             url: url.to_string(),
             schema: SchemaName(DEFAULT_SCHEMA.to_string()),
+            idempotency_filter_bytes: IDEMPOTENCY_FILTER_BYTES_DEFAULT,
         }
     }
 
@@ -90,6 +99,7 @@ impl fmt::Debug for PostgresConfig {
             .debug_struct("PostgresConfig")
             .field("url", &self.redacted_url())
             .field("schema", &self.schema)
+            .field("idempotency_filter_bytes", &self.idempotency_filter_bytes)
             .finish()
     }
 }

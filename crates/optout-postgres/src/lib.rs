@@ -17,6 +17,7 @@
 
 mod config;
 mod error;
+mod key_filter;
 mod rows;
 mod schema;
 
@@ -37,9 +38,11 @@ use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
 pub use crate::config::{
-    redact_url, PostgresConfig, SchemaName, DEFAULT_SCHEMA, SCHEMA_NAME_BYTES_MAX,
+    redact_url, PostgresConfig, SchemaName, DEFAULT_SCHEMA, IDEMPOTENCY_FILTER_BYTES_DEFAULT,
+    SCHEMA_NAME_BYTES_MAX,
 };
 pub use crate::error::PostgresError;
+use crate::key_filter::KeyFilter;
 #[cfg(test)]
 use crate::rows::EVENT_COLUMNS;
 use crate::rows::{decode_row, EventRow};
@@ -76,6 +79,7 @@ impl PostgresLedger {
             client: write_client,
             config: config.clone(),
             statements: HashMap::new(),
+            keys: KeyFilter::new(config.idempotency_filter_bytes),
         };
         schema::require_durable_commits(&mut log.client)?;
         let reader = Reader::connect(config)?;
@@ -253,6 +257,8 @@ const SELECT_HASH_AT: &str = "SELECT hash FROM events WHERE position = $1";
 const SELECT_RANGE: &str = "SELECT position, recorded_at_us, kind, member, purpose, allowed, at_us, source, actor, policy_version, notice_version, notice_language, jurisdiction, idempotency_key, effective_from_us, document, hash FROM events WHERE position >= $1 ORDER BY position LIMIT $2";
 const SELECT_MEMBER_CHOICES: &str = "SELECT position, recorded_at_us, kind, member, purpose, allowed, at_us, source, actor, policy_version, notice_version, notice_language, jurisdiction, idempotency_key, effective_from_us, document, hash FROM events WHERE member = $1 AND purpose = $2 AND member IS NOT NULL ORDER BY position";
 const SELECT_IDEMPOTENT: &str = "SELECT position, recorded_at_us, kind, member, purpose, allowed, at_us, source, actor, policy_version, notice_version, notice_language, jurisdiction, idempotency_key, effective_from_us, document, hash FROM events WHERE member = $1 AND idempotency_key = $2 AND idempotency_key IS NOT NULL";
+const SELECT_KEYS: &str =
+    "SELECT member, idempotency_key FROM events WHERE idempotency_key IS NOT NULL";
 const SELECT_LAST_POLICY: &str = "SELECT policy_version, effective_from_us FROM events WHERE kind = 'policy' ORDER BY position DESC LIMIT 1";
 const SCAN_CHOICES: &str = "SELECT position, member, purpose, allowed, at_us FROM events \
      WHERE kind = 'choice' AND position <= $1 ORDER BY position";
@@ -531,6 +537,8 @@ struct PostgresCommitLog {
     client: Client,
     config: PostgresConfig,
     statements: HashMap<&'static str, Statement>,
+    /// Every idempotency key in the ledger (and some that are not).
+    keys: KeyFilter,
 }
 
 impl Drop for PostgresCommitLog {
@@ -564,6 +572,16 @@ impl CommitLog for PostgresCommitLog {
                 Ok::<_, StoreError>((PolicyVersion(version), Timestamp::from_micros(from)))
             })
             .transpose()?;
+        let statement = prepared(&mut self.client, &mut self.statements, SELECT_KEYS)?;
+        let mut rows = self
+            .client
+            .query_raw(&statement, std::iter::empty::<i64>())
+            .map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let member: i64 = row.try_get(0).map_err(backend)?;
+            let key: &str = row.try_get(1).map_err(backend)?;
+            self.keys.insert(rows::member_from_sql(member), key);
+        }
         Ok(WriterState {
             head,
             last_recorded_at,
@@ -576,6 +594,9 @@ impl CommitLog for PostgresCommitLog {
         member: MemberId,
         key: &str,
     ) -> Result<Option<SealedEvent>, StoreError> {
+        if !self.keys.may_contain(member, key) {
+            return Ok(None);
+        }
         let statement = prepared(&mut self.client, &mut self.statements, SELECT_IDEMPOTENT)?;
         let row = self
             .client
@@ -621,7 +642,13 @@ impl CommitLog for PostgresCommitLog {
                 writer.finish().map_err(backend)?;
             }
         }
-        transaction.commit().map_err(backend)
+        transaction.commit().map_err(backend)?;
+        for choice in events.iter().filter_map(SealedEvent::choice) {
+            if let Some(key) = &choice.idempotency_key {
+                self.keys.insert(choice.member, key);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -135,3 +135,40 @@ fn reader_on_another_connection_tails_after_a_position() {
     members.sort_unstable();
     assert_eq!(members, [2, 3]);
 }
+
+// The writer's key filter is rebuilt from the table at start: a key written before a
+// restart still replays its event (and a conflicting reuse is still refused) after it.
+#[test]
+fn idempotency_keys_survive_reopen() {
+    use optout_store::conformance::keyed_choice;
+    let Some(database) = support::database_or_skip("idempotency_keys_survive_reopen") else {
+        return;
+    };
+    let (_dir, config) = database.fresh_config();
+    let first = {
+        let ledger = PostgresLedger::open(&config, clock()).unwrap();
+        ledger.append(vec![default_policy_event()]).unwrap();
+        let appended = ledger
+            .append(vec![
+                keyed_choice(7, false, "retry-1"),
+                choice(8, true, None),
+            ])
+            .unwrap();
+        appended[0].event.clone()
+    };
+    let ledger = PostgresLedger::open(&config, clock()).unwrap();
+    let again = ledger
+        .append(vec![keyed_choice(7, false, "retry-1")])
+        .unwrap();
+    assert!(again[0].replayed);
+    assert_eq!(again[0].event, first);
+    assert!(matches!(
+        ledger.append(vec![keyed_choice(7, true, "retry-1")]),
+        Err(StoreError::IdempotencyConflict { .. })
+    ));
+    let fresh = ledger
+        .append(vec![keyed_choice(7, false, "retry-2")])
+        .unwrap();
+    assert!(!fresh[0].replayed);
+    assert_eq!(fresh[0].event.position(), LedgerPosition(4));
+}
