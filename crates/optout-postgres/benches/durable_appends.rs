@@ -22,7 +22,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`), SQLite in `optout-bench-preloaded/ledger.db`
 //! under `$OPTOUT_BENCH_DIR` (else the temporary directory unless it is a tmpfs, else the
 //! target directory). Each is first filled to `$OPTOUT_BENCH_PRELOAD_EVENTS` events
-//! (default 1 000 000) in batches of 10 000. `OPTOUT_BENCH_FRESH=1` starts both over.
+//! (default 1 000 000) in batches of 10 000. `OPTOUT_BENCH_FRESH=1` starts the ledgers of
+//! the backends that run over.
 //!
 //! The items counter is events, so divan reports events/s; its `mean` column is total
 //! events over total time. Lines on stderr: `optout-bench-ledger {json}` (backend, events
@@ -229,6 +230,8 @@ fn preload_events() -> u64 {
 /// One backend's persisted, preloaded ledger, opened once per process.
 struct BenchLedger {
     name: &'static str,
+    /// Opening the existing ledger (the PostgreSQL writer loads its key filter then).
+    open_seconds: f64,
     ledger: &'static dyn Ledger,
     metrics: &'static WriterMetrics,
 }
@@ -246,13 +249,16 @@ fn postgres_bench_ledger() -> &'static BenchLedger {
                 .unwrap();
         }
         let config = PostgresConfig::new(&url, BENCH_SCHEMA).unwrap();
+        let opening = Instant::now();
         let ledger: &'static PostgresLedger = Box::leak(Box::new(
             PostgresLedger::open(&config, Arc::new(SystemClock))
                 .unwrap_or_else(|error| panic!("open the PostgreSQL ledger: {error}")),
         ));
+        let open_seconds = opening.elapsed().as_secs_f64();
         let metrics = ledger.writer_metrics().expect("opened as the writer");
         preloaded(BenchLedger {
             name: "postgres",
+            open_seconds,
             ledger,
             metrics,
         })
@@ -267,12 +273,14 @@ fn sqlite_bench_ledger() -> &'static BenchLedger {
             let _ = std::fs::remove_dir_all(&dir);
         }
         std::fs::create_dir_all(&dir).unwrap();
+        let opening = Instant::now();
         let ledger: &'static SqliteLedger = Box::leak(Box::new(
             SqliteLedger::open(&dir.join("ledger.db"), Arc::new(SystemClock))
                 .unwrap_or_else(|error| panic!("open the SQLite ledger: {error}")),
         ));
         preloaded(BenchLedger {
             name: "sqlite",
+            open_seconds: opening.elapsed().as_secs_f64(),
             ledger,
             metrics: ledger.writer_metrics(),
         })
@@ -308,8 +316,8 @@ fn preloaded(bench: BenchLedger) -> BenchLedger {
         0.0
     };
     eprintln!(
-        "optout-bench-ledger {{\"backend\":\"{}\",\"events_before_run\":{size},\"preloaded_events\":{loaded},\"preload_events_per_second\":{rate:.0}}}",
-        bench.name
+        "optout-bench-ledger {{\"backend\":\"{}\",\"open_seconds\":{:.3},\"events_before_run\":{size},\"preloaded_events\":{loaded},\"preload_events_per_second\":{rate:.0}}}",
+        bench.name, bench.open_seconds
     );
     bench
 }

@@ -22,12 +22,10 @@ const MIGRATIONS: [&str; 1] = [CREATE_EVENTS];
 /// `events` is never updated, so `fillfactor = 100` packs pages full. Member ids are u64
 /// stored bit-for-bit in `bigint`.
 ///
-/// One index, `events_by_member`, serves both a member's history (its leading column) and
-/// idempotency (unique: a member's key is used once; rows without a key never conflict,
-/// as NULLs are distinct). Each index on `member` is updated at a random place on every
-/// choice, the cost that bounds a large ledger's write rate, so there is one, not two.
-/// `events_keyed` lists the keys in position order (appended at its end, so cheap) for
-/// the writer's key filter to load at start without reading the whole table.
+/// Every choice updates `events_by_member` at a random place, the cost that bounds a large
+/// ledger's write rate once the index outgrows memory, so it holds the member id alone (a
+/// member has few events; the purpose is filtered in the table). Keyed choices also update
+/// the unique `events_by_idempotency_key`, which the writer's key filter reads at start.
 const CREATE_EVENTS: &str = "
 CREATE TABLE events (
     position          bigint PRIMARY KEY CHECK (position > 0),
@@ -48,8 +46,8 @@ CREATE TABLE events (
     document          text,
     hash              bytea NOT NULL CHECK (octet_length(hash) = 32)
 ) WITH (fillfactor = 100);
-CREATE UNIQUE INDEX events_by_member ON events (member, idempotency_key);
-CREATE INDEX events_keyed ON events (position) INCLUDE (member, idempotency_key)
+CREATE INDEX events_by_member ON events (member) WHERE member IS NOT NULL;
+CREATE UNIQUE INDEX events_by_idempotency_key ON events (member, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX events_policies ON events (position) WHERE kind = 'policy';
 CREATE INDEX events_datasets ON events (position) WHERE kind = 'dataset';
