@@ -127,14 +127,15 @@ impl DenseStates {
         )
     }
 
-    /// Records `id`'s state (`None`: no choice). `members` is how many members have a
-    /// choice after the change. Returns false when `id` is outside the range and the
-    /// range cannot grow to it within the limits: the layout must then be dropped.
+    /// Records `id`'s state (`None`: no choice). `members` gives how many members have a
+    /// choice after the change (asked only when the range must grow: counting is not
+    /// free). Returns false when `id` is outside the range and the range cannot grow to it
+    /// within the limits: the layout must then be dropped.
     pub(crate) fn set(
         &mut self,
         id: u64,
         state: Option<bool>,
-        members: u64,
+        members: impl FnOnce() -> u64,
         limits: &DenseLimits,
     ) -> bool {
         let code = match state {
@@ -147,7 +148,7 @@ impl DenseStates {
             if code == 0 {
                 return true; // outside the range nobody has a choice already
             }
-            if !self.grow_to(word, members, limits) {
+            if !self.grow_to(word, members(), limits) {
                 return false;
             }
         }
@@ -256,22 +257,31 @@ mod tests {
         assert_eq!(dense.state_code(base + 4), 0);
         assert_eq!(dense.state_code(0), 0, "below the range");
         assert_eq!(dense.state_code(u64::MAX), 0, "above the range");
-        assert!(dense.set(base + 40, Some(true), 3, &limits));
+        assert!(dense.set(base + 40, Some(true), || 3, &limits));
         assert_eq!(dense.state_code(base + 40), 1);
-        assert!(dense.set(base + 500, Some(false), 4, &limits), "grows up");
-        assert!(dense.set(base - 200, Some(true), 5, &limits), "grows down");
+        assert!(
+            dense.set(base + 500, Some(false), || 4, &limits),
+            "grows up"
+        );
+        assert!(
+            dense.set(base - 200, Some(true), || 5, &limits),
+            "grows down"
+        );
         assert_eq!(dense.state_code(base + 500), 2);
         assert_eq!(dense.state_code(base - 200), 1);
         assert_eq!(dense.state_code(base + 3), 1, "kept across growth");
-        assert!(dense.set(base + 3, None, 4, &limits));
+        assert!(dense.set(base + 3, None, || 4, &limits));
         assert_eq!(dense.state_code(base + 3), 0);
         assert!(
-            !dense.set(u64::MAX, Some(false), 5, &limits),
+            !dense.set(u64::MAX, Some(false), || 5, &limits),
             "beyond the span limit: the caller drops the layout"
         );
-        assert!(dense.set(u64::MAX, None, 5, &limits), "nothing to record");
         assert!(
-            !dense.set(base + 6000, Some(false), 5, &limits),
+            dense.set(u64::MAX, None, || 5, &limits),
+            "nothing to record"
+        );
+        assert!(
+            !dense.set(base + 6000, Some(false), || 5, &limits),
             "beyond 1000 ids per member"
         );
     }

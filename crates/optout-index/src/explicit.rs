@@ -96,10 +96,10 @@ impl ExplicitSet {
 
     /// Keeps the dense layout in step with a change of `id` already made to the bitmaps.
     fn update_dense(&mut self, id: u64, state: Option<bool>) {
-        let members = self.chosen.len();
+        let chosen = &self.chosen;
         let keep = match self.dense.get_mut() {
             None => return,
-            Some(Some(dense)) => dense.set(id, state, members, &self.dense_limits),
+            Some(Some(dense)) => dense.set(id, state, || chosen.len(), &self.dense_limits),
             // Refused for the set as it was; decide again for the set as it is.
             Some(None) => false,
         };
