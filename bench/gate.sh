@@ -8,13 +8,17 @@
 #
 #   bench/gate.sh
 #
+# The peers and optout run in rounds (every peer once, then optout), so load from other
+# work on the machine falls on all of them alike; the load average before each phase is
+# recorded and printed with the table.
+#
 # Environment (all optional):
 #   SHARED_DIR     the shared/ checkout (default: ../shared beside this repository)
 #   BENCH_VENV     Python venv with duckdb, polars, pyarrow, numpy, psutil (default /tmp/benchvenv)
 #   BENCH_DATA     gen_profiles.py output (default /tmp/benchdata-1m; generated if missing
 #                  with BENCH_MEMBERS members, default 1,000,000, seed 42)
 #   BENCH_ENGINES  peers to run (default duckdb,polars,pyarrow; add spark if installed)
-#   BENCH_REPEATS  runs per engine and task; medians are reported (default 3)
+#   BENCH_REPEATS  rounds (runs per engine and task); medians are reported (default 3)
 #   BENCH_OUT      where the ledger, outputs and results go (default /tmp/optout-bench-gate)
 #   OPTOUT_BIN     an optout binary to use instead of building target/release/optout
 set -euo pipefail
@@ -29,6 +33,9 @@ repeats="${BENCH_REPEATS:-3}"
 out="${BENCH_OUT:-/tmp/optout-bench-gate}"
 
 log() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
+# The machine's load average before each timed phase: the runs share the cores with
+# whatever else runs, and the summary says how busy the machine was.
+load() { printf '%s %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/load.txt"; }
 
 kit="$shared/bench"
 [ -f "$kit/peers.py" ] || { echo "no benchmark kit at $kit (set SHARED_DIR)" >&2; exit 2; }
@@ -66,16 +73,21 @@ log "importing the consent log into a fresh ledger"
     "$optout" --data-dir "$ledger" --quiet import "$data"/choices/*.parquet >"$out/import.json"
 cat "$out/import.json" >&2
 
-log "peers: $engines ($repeats repeats)"
-"$py" "$kit/peers.py" --data "$data" --engines "$engines" --tasks gate,copy \
-    --repeats "$repeats" --outdir "$out/peers-out" --results "$out/peers.json" \
-    >"$out/peers-summary.jsonl" 2>"$out/peers-runs.jsonl" || {
-    echo "peers.py reported a wrong output or a failed run; see $out/peers-runs.jsonl" >&2
-    exit 1
-}
-
-log "optout gate and plain copy ($repeats repeats)"
+# Rounds: each runs every peer once, then optout's gate and plain copy, so a change in
+# the machine's load hits every engine alike instead of whichever ran in that stretch.
+: >"$out/peers-summary.jsonl"
+: >"$out/peers-runs.jsonl"
 for repeat in $(seq 1 "$repeats"); do
+    load "round $repeat, before peers:"
+    log "round $repeat of $repeats: peers ($engines)"
+    "$py" "$kit/peers.py" --data "$data" --engines "$engines" --tasks gate,copy \
+        --repeats 1 --outdir "$out/peers-out" --results "$out/peers-$repeat.json" \
+        >>"$out/peers-summary.jsonl" 2>>"$out/peers-runs.jsonl" || {
+        echo "peers.py reported a wrong output or a failed run; see $out/peers-runs.jsonl" >&2
+        exit 1
+    }
+    load "round $repeat, before optout:"
+    log "round $repeat of $repeats: optout gate and plain copy"
     for task in gate copy; do
         dest="$out/optout-$task"
         rm -rf "$dest"
@@ -101,6 +113,8 @@ EOF
     fi
 done
 
+load "after optout:"
+
 "$py" - "$out" "$data" "$kit" "$repeats" <<'EOF' | tee "$out/summary.md"
 import json, os, statistics, sys
 sys.path.insert(0, sys.argv[3])
@@ -109,7 +123,29 @@ out, data, kit, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]
 expected = json.load(open(os.path.join(data, "expected.json")))
 want_gate = (expected["rows_out"], expected["checksum_sum"], expected["checksum_xor"])
 want_copy = tuple(id_checksum(os.path.join(data, "profiles")))
-peers = [json.loads(line) for line in open(os.path.join(out, "peers-summary.jsonl"))]
+# One line per engine, task and round: medians over the rounds.
+rounds = {}
+for line in open(os.path.join(out, "peers-summary.jsonl")):
+    record = json.loads(line)
+    rounds.setdefault((record["engine"], record["task"]), []).append(record)
+peers = []
+for (engine, task), records in rounds.items():
+    ok = [r for r in records if "seconds" in r]
+    merged = {"engine": engine, "task": task, "rows_in": records[0]["rows_in"],
+              "peers_agree": all(r.get("peers_agree") for r in records),
+              "all_correct": all(r.get("all_correct") for r in records)}
+    if ok:
+        seconds = statistics.median(r["seconds"] for r in ok)
+        merged.update({"seconds": seconds, "seconds_runs": [r["seconds"] for r in ok],
+                       "rows_in_per_s": round(merged["rows_in"] / seconds),
+                       "peak_rss_mb": max(r["peak_rss_mb"] for r in ok),
+                       "tree_cpu_s": statistics.median(r["tree_cpu_s"] for r in ok)})
+    peers.append(merged)
+by_engine = {(p["engine"], p["task"]): p for p in peers}
+for p in peers:
+    copy = by_engine.get((p["engine"], "copy"), {})
+    if p["task"] == "gate" and "seconds" in p and copy.get("seconds"):
+        p["overhead_ratio"] = round(p["seconds"] / copy["seconds"], 3)
 ours = {}
 problems = []
 for task, want in (("gate", want_gate), ("copy", want_copy)):
@@ -148,11 +184,18 @@ for task in ("gate", "copy"):
               f"{p['seconds'] / mine['seconds']:.2f} | {p['rows_in_per_s']:,} | "
               f"{p['peak_rss_mb']:.0f} | {p['tree_cpu_s']:.2f} |")
 print(f"\nenforcement overhead (optout gate / optout plain copy): {gate_s / copy_s:.3f} "
-      f"({gate_s - copy_s:+.3f} s)")
+      f"({gate_s - copy_s:+.3f} s); in CPU time {ours['gate']['cpu_s'] / ours['copy']['cpu_s']:.3f}")
 for p in peers:
     if p["task"] == "gate" and "overhead_ratio" in p:
         print(f"- {p['engine']}: gate / copy {p['overhead_ratio']}")
-json.dump({"optout": ours, "peers": peers, "problems": problems},
+print("\nratio peer / optout gate within each round (same load), median:")
+for p in peers:
+    if p["task"] == "gate" and "seconds_runs" in p:
+        ratios = [theirs / mine for theirs, mine in zip(p["seconds_runs"], ours["gate"]["seconds_runs"])]
+        print(f"- {p['engine']}: {statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})")
+load = open(os.path.join(out, "load.txt")).read().strip().splitlines()
+print(f"\nload average (1, 5, 15 min) on {os.cpu_count()} cores: " + "; ".join(load))
+json.dump({"optout": ours, "peers": peers, "problems": problems, "load": load},
           open(os.path.join(out, "summary.json"), "w"), indent=1)
 sys.exit(1 if problems else 0)
 EOF

@@ -3,11 +3,11 @@
 //! A row's verdict needs the member's explicit state (none, allowed, denied) and the
 //! rule for the row's jurisdiction. The snapshot keeps explicit choices in Roaring
 //! treemaps, where a lookup walks a B-tree and a container; the filter copies them into
-//! two dense bitsets over the span of member ids that have a choice (ids outside the span
-//! have none), so a lookup is one word read. The decision table is flattened into one
+//! a dense array of two-bit states over the span of member ids that have a choice (ids
+//! outside the span have none), so a lookup is one word read from one cache line. The decision table is flattened into one
 //! byte per (jurisdiction slot, explicit state) holding the verdict, computed from
 //! `DecisionTable::allowed` and `basis`, so the filter cannot disagree with the rule.
-//! When the ids with choices spread over more than `DENSE_SPAN_BITS_MAX`, the filter
+//! When the ids with choices spread over more than `DENSE_SPAN_IDS_MAX`, the filter
 //! falls back to the treemaps.
 
 use optout_core::{Jurisdiction, MemberId};
@@ -19,50 +19,42 @@ use crate::outcome::Verdict;
 /// One slot per two-letter code (26 × 26) and one for a missing or malformed jurisdiction.
 pub const JURISDICTION_SLOTS: usize = 26 * 26 + 1;
 pub const MISSING_JURISDICTION: u16 = 26 * 26;
-/// Span of the dense bitsets: 2^29 ids, 64 MiB per bitset.
-const DENSE_SPAN_BITS_MAX: u64 = 1 << 29;
+/// Span of the dense state array: 2^29 ids, 128 MiB at two bits an id.
+const DENSE_SPAN_IDS_MAX: u64 = 1 << 29;
 
 struct DenseExplicit {
     base: u64,
     span: u64,
-    allowed: Vec<u64>,
-    denied: Vec<u64>,
+    /// Two bits per id from `base`, 32 ids a word: the `ExplicitState` code (none 0,
+    /// allowed 1, denied 2), so a lookup is one load from one array.
+    states: Vec<u64>,
 }
 
 impl DenseExplicit {
     fn build(explicit: &ExplicitSet) -> Option<DenseExplicit> {
-        let min = [explicit.allowed().min(), explicit.denied().min()]
-            .into_iter()
-            .flatten()
-            .min();
-        let max = [explicit.allowed().max(), explicit.denied().max()]
-            .into_iter()
-            .flatten()
-            .max();
-        let (base, span) = match (min, max) {
+        let chosen = explicit.chosen();
+        let (base, span) = match (chosen.min(), chosen.max()) {
             (Some(min), Some(max)) => (min, (max - min).checked_add(1)?),
             _ => (0, 0),
         };
-        if span > DENSE_SPAN_BITS_MAX {
+        if span > DENSE_SPAN_IDS_MAX {
             return None;
         }
-        let words = usize::try_from(span.div_ceil(64)).ok()?;
-        let fill = |bitmap: &roaring::RoaringTreemap| {
-            let mut bits = vec![0u64; words];
-            for id in bitmap.iter() {
+        let mut states = vec![0u64; usize::try_from(span.div_ceil(32)).ok()?];
+        // Every chosen member denied first, then the allowed ones (a subset) flipped.
+        for (members, state) in [
+            (chosen, ExplicitState::Denied),
+            (explicit.allowed(), ExplicitState::Allowed),
+        ] {
+            for id in members.iter() {
                 let offset = id - base;
-                if let Some(word) = bits.get_mut((offset >> 6) as usize) {
-                    *word |= 1 << (offset & 63);
+                let shift = (offset & 31) * 2;
+                if let Some(word) = states.get_mut((offset >> 5) as usize) {
+                    *word = (*word & !(3 << shift)) | ((state as u64) << shift);
                 }
             }
-            bits
-        };
-        Some(DenseExplicit {
-            base,
-            span,
-            allowed: fill(explicit.allowed()),
-            denied: fill(explicit.denied()),
-        })
+        }
+        Some(DenseExplicit { base, span, states })
     }
 
     #[inline]
@@ -71,12 +63,12 @@ impl DenseExplicit {
         if offset >= self.span {
             return ExplicitState::None as usize;
         }
-        let word = (offset >> 6) as usize;
-        let bit = offset & 63;
-        let allowed = self.allowed.get(word).map_or(0, |w| (w >> bit) & 1);
-        let denied = self.denied.get(word).map_or(0, |w| (w >> bit) & 1);
-        // ExplicitState: None = 0, Allowed = 1, Denied = 2.
-        (allowed | (denied << 1)) as usize
+        let word = self
+            .states
+            .get((offset >> 5) as usize)
+            .copied()
+            .unwrap_or(0);
+        ((word >> ((offset & 31) * 2)) & 3) as usize
     }
 }
 
@@ -138,7 +130,7 @@ impl<'s> ConsentFilter<'s> {
         Verdict::from_code(code)
     }
 
-    /// Whether the dense bitsets are in use (false: treemap lookups).
+    /// Whether the dense state array is in use (false: treemap lookups).
     pub fn is_dense(&self) -> bool {
         self.dense.is_some()
     }
@@ -199,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn dense_bitsets_agree_with_the_treemaps() {
+    fn dense_states_agree_with_the_treemaps() {
         let mut explicit = ExplicitSet::new();
         for (id, allowed) in [(5u64, true), (6, false), (1 << 20, true), (130, false)] {
             explicit.set(MemberId(id), allowed);

@@ -13,13 +13,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use arrow_array::builder::BooleanBufferBuilder;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 use parquet::file::properties::WriterProperties;
 use roaring::RoaringTreemap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::columns::{for_each_id, JurisdictionColumn};
 use crate::consent_filter::{slot_of_text, ConsentFilter, MISSING_JURISDICTION};
@@ -27,6 +28,7 @@ use crate::error::GateError;
 use crate::input::{digest_file, expand_inputs, FileFormat, InputFile};
 use crate::json_lines::{json_id, json_supported, read_rows, JsonRow};
 use crate::manifest::InputRecord;
+use crate::member_set::MemberSet;
 use crate::outcome::{RowCounts, Verdict};
 use crate::output::{writer_properties, PartWriter, WrittenPart};
 use crate::parquet_source::{NeededColumns, ParquetInput};
@@ -89,6 +91,8 @@ pub struct GatePlan {
     output_schema: SchemaRef,
     properties: WriterProperties,
     rows_total: Option<u64>,
+    /// Input digests taken by [`GatePlan::digest_inputs`] before the run, if it was called.
+    input_records: OnceLock<Vec<InputRecord>>,
 }
 
 impl GatePlan {
@@ -126,7 +130,16 @@ impl GatePlan {
         } else {
             None
         };
-        let properties = writer_properties(&request.id_column)?;
+        let field_names: Vec<&str> = request.fields.iter().map(String::as_str).collect();
+        let mut distinct = Vec::new();
+        for input in parquet.iter().flatten() {
+            for column in input.dictionary_abandoned(&field_names) {
+                if !distinct.contains(&column) {
+                    distinct.push(column);
+                }
+            }
+        }
+        let properties = writer_properties(&request.id_column, &distinct)?;
         Ok(GatePlan {
             request,
             files,
@@ -135,6 +148,7 @@ impl GatePlan {
             output_schema,
             properties,
             rows_total,
+            input_records: OnceLock::new(),
         })
     }
 
@@ -153,6 +167,35 @@ impl GatePlan {
 
     pub fn request(&self) -> &GateRequest {
         &self.request
+    }
+
+    /// Takes the size and SHA-256 of every input for the manifest, on the calling thread.
+    /// It is the one part of a run that needs no snapshot, so a caller runs it beside the
+    /// snapshot build, where it costs no time; a run without it digests the inputs itself.
+    pub fn digest_inputs(&self) -> Result<(), GateError> {
+        let records = (0..self.files.len())
+            .map(|input| self.input_record(input))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _ = self.input_records.set(records);
+        Ok(())
+    }
+
+    fn input_record(&self, input: usize) -> Result<InputRecord, GateError> {
+        let file = self
+            .files
+            .get(input)
+            .ok_or_else(|| GateError::Internal(format!("no input number {input}")))?;
+        let (bytes, sha256) = digest_file(&file.path).map_err(|error| GateError::Unreadable {
+            path: file.path.clone(),
+            error,
+        })?;
+        // Absolute, so the manifest still names the file when read from elsewhere.
+        let path = fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
+        Ok(InputRecord {
+            path: path.display().to_string(),
+            bytes,
+            sha256,
+        })
     }
 
     fn units(&self, workers: usize, digest_inputs: bool) -> Vec<WorkUnit> {
@@ -205,7 +248,8 @@ impl GatePlan {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<BuiltDataset, GateError> {
         let mut output = OutputGuard::create(&self.request.output_dir)?;
-        let digest_inputs = matches!(enforcement, Enforcement::Consent(_));
+        let enforced = matches!(enforcement, Enforcement::Consent(_));
+        let digest_inputs = enforced && self.input_records.get().is_none();
         let workers = self.request.threads.max(1);
         let units = self.units(workers, digest_inputs);
         let next = AtomicUsize::new(0);
@@ -234,7 +278,7 @@ impl GatePlan {
                         enforcement,
                         part,
                         counts: RowCounts::default(),
-                        included: RoaringTreemap::new(),
+                        included: MemberSet::new(),
                         digests: Vec::new(),
                     };
                     let (units, next, failed) = (&units, &next, &failed);
@@ -260,12 +304,13 @@ impl GatePlan {
             output,
         };
         let mut digests = Vec::new();
+        let mut included = MemberSet::new();
         let mut first_error = None;
         for result in results {
             match result {
                 Ok(result) => {
                     built.counts.merge(&result.counts);
-                    built.included |= result.included;
+                    included.merge(result.included);
                     digests.extend(result.digests);
                     built.parts.push(result.part);
                 }
@@ -278,7 +323,8 @@ impl GatePlan {
         if let Some(error) = first_error {
             return Err(error);
         }
-        if self.request.strict && digest_inputs {
+        built.included = included.into_treemap();
+        if self.request.strict && enforced {
             let duplicates = built.duplicate_rows_kept();
             if duplicates > 0 {
                 return Err(GateError::Strict(format!(
@@ -287,7 +333,10 @@ impl GatePlan {
             }
         }
         digests.sort_by_key(|(input, _)| *input);
-        built.inputs = digests.into_iter().map(|(_, record)| record).collect();
+        built.inputs = match self.input_records.get() {
+            Some(records) if enforced => records.clone(),
+            _ => digests.into_iter().map(|(_, record)| record).collect(),
+        };
         built.parts.sort_by(|a, b| a.name.cmp(&b.name));
         for part in &built.parts {
             fs::rename(&part.temporary, &part.path).map_err(|error| GateError::Write {
@@ -453,7 +502,7 @@ impl Drop for OutputGuard {
 struct WorkerResult {
     part: WrittenPart,
     counts: RowCounts,
-    included: RoaringTreemap,
+    included: MemberSet,
     digests: Vec<(usize, InputRecord)>,
 }
 
@@ -462,7 +511,7 @@ struct Worker<'p, 'f> {
     enforcement: &'p Enforcement<'f>,
     part: PartWriter,
     counts: RowCounts,
-    included: RoaringTreemap,
+    included: MemberSet,
     digests: Vec<(usize, InputRecord)>,
 }
 
@@ -503,26 +552,8 @@ impl Worker<'_, '_> {
         })
     }
 
-    fn file(&self, input: usize) -> Result<&InputFile, GateError> {
-        self.plan
-            .files
-            .get(input)
-            .ok_or_else(|| GateError::Usage(format!("no input number {input}")))
-    }
-
     fn digest(&mut self, input: usize) -> Result<(), GateError> {
-        let file = self.file(input)?;
-        let (bytes, sha256) = digest_file(&file.path).map_err(|error| GateError::Unreadable {
-            path: file.path.clone(),
-            error,
-        })?;
-        // Absolute, so the manifest still names the file when read from elsewhere.
-        let path = fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
-        let record = InputRecord {
-            path: path.display().to_string(),
-            bytes,
-            sha256,
-        };
+        let record = self.plan.input_record(input)?;
         self.digests.push((input, record));
         Ok(())
     }
@@ -540,7 +571,9 @@ impl Worker<'_, '_> {
     ) -> Result<(), GateError> {
         let plan = self.plan;
         let Some(Some(source)) = plan.parquet.get(input) else {
-            return Err(GateError::Usage(format!("no Parquet input number {input}")));
+            return Err(GateError::Internal(format!(
+                "no Parquet input number {input}"
+            )));
         };
         let path = source.file.path.as_path();
         let reader = source.reader(row_group, skip, rows, BATCH_ROWS)?;
@@ -589,7 +622,7 @@ impl Worker<'_, '_> {
             .ok_or_else(|| {
                 GateError::schema(path, &request.jurisdiction_column, "is not a string column")
             })?;
-        let mut keep = Vec::with_capacity(batch.num_rows());
+        let mut keep = BooleanBufferBuilder::new(batch.num_rows());
         let mut counts = [0u64; crate::outcome::VERDICTS];
         let mut strict_violation: Option<(usize, Verdict)> = None;
         let strict = request.strict;
@@ -617,7 +650,7 @@ impl Worker<'_, '_> {
             if let Some(count) = counts.get_mut(verdict as usize) {
                 *count += 1;
             }
-            keep.push(verdict == Verdict::Keep);
+            keep.append(verdict == Verdict::Keep);
         });
         if !readable {
             return Err(GateError::schema(
@@ -648,7 +681,7 @@ impl Worker<'_, '_> {
         if kept as usize == batch.num_rows() {
             return self.part.write_batch(&projected);
         }
-        let mask = BooleanArray::from(keep);
+        let mask = BooleanArray::new(keep.finish(), None);
         let filtered = arrow_select::filter::filter_record_batch(&projected, &mask)
             .map_err(|error| GateError::schema(path, &request.id_column, error.to_string()))?;
         self.part.write_batch(&filtered)
@@ -663,7 +696,7 @@ impl Worker<'_, '_> {
         let file = plan
             .files
             .get(input)
-            .ok_or_else(|| GateError::Usage(format!("no input number {input}")))?;
+            .ok_or_else(|| GateError::Internal(format!("no input number {input}")))?;
         let request = &plan.request;
         let enforcement = self.enforcement;
         read_rows(&file.path, |JsonRow { line, mut object }| {
@@ -703,12 +736,12 @@ impl Worker<'_, '_> {
             if matches!(enforcement, Enforcement::Consent(_)) {
                 self.included.insert(id);
             }
-            let mut kept = Map::with_capacity(request.fields.len() + 1);
-            kept.insert(request.id_column.clone(), Value::from(id));
-            for field in &request.fields {
-                kept.insert(field.clone(), object.remove(field).unwrap_or(Value::Null));
-            }
-            self.part.write_object(&kept)
+            let fields = request
+                .fields
+                .iter()
+                .map(|field| object.remove(field).unwrap_or(Value::Null));
+            self.part
+                .write_row(std::iter::once(Value::from(id)).chain(fields))
         })
     }
 }

@@ -136,13 +136,21 @@ pub fn read_rows(
     let mut number = 0u64;
     loop {
         line.clear();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|error| GateError::Corrupt {
-                path: path.to_path_buf(),
-                format: "JSON Lines",
-                reason: format!("line {}: {error}", number + 1),
-            })?;
+        let read = reader.read_line(&mut line).map_err(|error| {
+            // Bytes that are not UTF-8 are the file's fault; any other failure the device's.
+            if error.kind() == std::io::ErrorKind::InvalidData {
+                GateError::Corrupt {
+                    path: path.to_path_buf(),
+                    format: "JSON Lines",
+                    reason: format!("line {}: {error}", number + 1),
+                }
+            } else {
+                GateError::Unreadable {
+                    path: path.to_path_buf(),
+                    error,
+                }
+            }
+        })?;
         if read == 0 {
             return Ok(());
         }

@@ -4,7 +4,7 @@
 //! - [`GatePlan`]: checks inputs, columns and the output directory before any work,
 //!   then streams Parquet (or JSON Lines) rows through a [`ConsentFilter`] on every core
 //!   and writes only the id and the allowed fields of the kept rows.
-//! - [`ConsentFilter`]: a snapshot laid out for the hot loop (dense bitsets of explicit
+//! - [`ConsentFilter`]: a snapshot laid out for the hot loop (a dense two-bit array of explicit
 //!   choices, the decision table flattened to one byte per jurisdiction and state).
 //! - [`DatasetManifest`]: what a run produced (inputs, outputs, counts by reason, the
 //!   included member set, the snapshot honoured), signed with the ledger's key.
@@ -18,6 +18,7 @@ pub mod gate;
 pub mod input;
 pub mod json_lines;
 pub mod manifest;
+pub mod member_set;
 pub mod outcome;
 pub mod output;
 pub mod parquet_source;

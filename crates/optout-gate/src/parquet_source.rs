@@ -16,10 +16,12 @@ use parquet::arrow::arrow_reader::{
     ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::{Encoding, Type as PhysicalType};
 
 use crate::columns::{is_id_type, is_text_type, ID_TYPES, JURISDICTION_TYPES};
 use crate::error::GateError;
 use crate::input::InputFile;
+use crate::output::DistinctColumn;
 
 /// An opened Parquet input: its metadata (with the `Utf8View` read schema) and where the
 /// needed columns are.
@@ -99,6 +101,39 @@ impl ParquetInput {
             .iter()
             .map(|field| field.name().clone())
             .collect()
+    }
+
+    /// Leaf columns under the top-level columns `names` whose writer gave up on the
+    /// dictionary in some row group: they have a dictionary page but also data pages
+    /// encoded another way, the mark of a column with too many distinct values (free text,
+    /// unique ids). Unknown when the footer has no page encoding statistics.
+    pub fn dictionary_abandoned(&self, names: &[&str]) -> Vec<DistinctColumn> {
+        let mut found: Vec<DistinctColumn> = Vec::new();
+        for group in self.metadata.metadata().row_groups() {
+            for column in group.columns() {
+                let path = column.column_path();
+                let wanted = path
+                    .parts()
+                    .first()
+                    .is_some_and(|root| names.contains(&root.as_str()));
+                let abandoned = column.dictionary_page_offset().is_some()
+                    && column.page_encoding_stats_mask().is_some_and(|mask| {
+                        mask.encodings().any(|encoding| {
+                            !matches!(
+                                encoding,
+                                Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
+                            )
+                        })
+                    });
+                if wanted && abandoned && !found.iter().any(|known| &known.path == path) {
+                    found.push(DistinctColumn {
+                        path: path.clone(),
+                        byte_array: column.column_type() == PhysicalType::BYTE_ARRAY,
+                    });
+                }
+            }
+        }
+        found
     }
 
     /// A reader of `rows` rows from row `skip` of row group `row_group`.
@@ -230,6 +265,7 @@ mod tests {
     use super::*;
     use arrow_array::builder::{ListBuilder, StringBuilder};
     use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+    use parquet::schema::types::ColumnPath;
 
     // Proves strings, also inside lists, are read as Utf8View (the hint is accepted).
     #[test]
@@ -271,5 +307,67 @@ mod tests {
         assert_eq!(item.data_type(), &DataType::Utf8View);
         let batch = input.reader(0, 0, 1, 16).unwrap().next().unwrap().unwrap();
         assert_eq!(batch.num_columns(), 3);
+    }
+
+    // Proves a column whose writer abandoned its dictionary (too many distinct values for
+    // the dictionary page) is found, with its physical type, and a repetitive one is not.
+    #[test]
+    fn columns_with_an_abandoned_dictionary_are_found() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("p.parquet");
+        let rows = 4096u64;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "member_id",
+                Arc::new(UInt64Array::from_iter_values(0..rows)),
+            ),
+            (
+                "country",
+                Arc::new(StringArray::from_iter_values((0..rows).map(|row| {
+                    if row % 2 == 0 {
+                        "US"
+                    } else {
+                        "DE"
+                    }
+                }))),
+            ),
+            (
+                "experience",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|row| format!("worked on project {row} for years")),
+                )),
+            ),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_page_size_limit(1024)
+            .set_data_page_size_limit(1024)
+            .build();
+        let file = File::create(&path).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let input = InputFile {
+            path: path.clone(),
+            format: crate::input::FileFormat::Parquet,
+            bytes: 0,
+        };
+        let fields = vec!["experience".to_string()];
+        let needed = NeededColumns {
+            id: "member_id",
+            jurisdiction: Some(("country", true)),
+            fields: &fields,
+        };
+        let input = ParquetInput::open(&input, &needed).unwrap();
+        let found = input.dictionary_abandoned(&["experience", "country"]);
+        assert_eq!(
+            found,
+            vec![DistinctColumn {
+                path: ColumnPath::from("experience"),
+                byte_array: true,
+            }]
+        );
+        assert!(input.dictionary_abandoned(&["country"]).is_empty());
     }
 }

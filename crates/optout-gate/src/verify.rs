@@ -24,6 +24,7 @@ use crate::gate::BATCH_ROWS;
 use crate::input::{digest_file, expand_inputs, FileFormat, InputFile};
 use crate::json_lines::{json_id, read_rows};
 use crate::manifest::DatasetManifest;
+use crate::member_set::MemberSet;
 use crate::outcome::{RowCounts, Verdict};
 use crate::parquet_source::{NeededColumns, ParquetInput};
 
@@ -54,6 +55,8 @@ pub struct VerifyReport {
     pub sample_ids: Vec<String>,
     /// Every valid member id in the dataset.
     pub members: RoaringTreemap,
+    /// `members` while the run is collecting them.
+    seen: MemberSet,
 }
 
 impl VerifyReport {
@@ -227,6 +230,7 @@ pub fn verify_dataset(
         }
     }
     report.columns_outside_allow_list.dedup();
+    report.members = std::mem::take(&mut report.seen).into_treemap();
     Ok(report)
 }
 
@@ -247,7 +251,7 @@ fn check_row(
         report.violation(Verdict::InvalidId, None);
         return;
     };
-    report.members.insert(id);
+    report.seen.insert(id);
     let state = filter.explicit_state(id);
     let slot = if dataset_slot != MISSING_JURISDICTION {
         Some(dataset_slot)
@@ -367,51 +371,83 @@ pub fn check_manifest_files(manifest: &DatasetManifest, directory: &Path) -> Vec
     problems
 }
 
-/// Writes member ids as Parquet (one UInt64 `member_id` column) when the path ends in
-/// `.parquet`, else as text, one id a line.
+/// Writes member ids as Parquet (one UInt64 `member_id` column, ZSTD, as the index's
+/// snapshot export writes them) when the path ends in `.parquet`, else as text, one id a
+/// line. The list is written under a temporary name beside `path` and renamed over it
+/// only when complete and synced, so a half-written list never looks complete.
 pub fn write_member_list(path: &Path, members: &RoaringTreemap) -> Result<(), GateError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| GateError::Usage(format!("{} names no file", path.display())))?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temporary = crate::output::temporary_path(directory, &name.to_string_lossy());
+    let parquet = FileFormat::from_path(path) == Some(FileFormat::Parquet);
+    let written = write_member_file(&temporary, members, parquet).and_then(|()| {
+        std::fs::rename(&temporary, path).map_err(|error| GateError::Write {
+            path: path.to_path_buf(),
+            error,
+        })
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+fn write_member_file(
+    path: &Path,
+    members: &RoaringTreemap,
+    parquet: bool,
+) -> Result<(), GateError> {
     let io = |error| GateError::Write {
         path: path.to_path_buf(),
         error,
     };
-    let is_parquet = FileFormat::from_path(path) == Some(FileFormat::Parquet);
     let file = std::fs::File::create(path).map_err(io)?;
-    if !is_parquet {
+    let file = if parquet {
+        write_member_parquet(file, members).map_err(|reason| GateError::WriteParquet {
+            path: path.to_path_buf(),
+            reason,
+        })?
+    } else {
         use std::io::Write;
-        let mut out = std::io::BufWriter::new(file);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         for id in members.iter() {
             writeln!(out, "{id}").map_err(io)?;
         }
-        let file = out.into_inner().map_err(|error| io(error.into_error()))?;
-        return file.sync_all().map_err(io);
-    }
-    let parquet_error = |error: parquet::errors::ParquetError| GateError::WriteParquet {
-        path: path.to_path_buf(),
-        reason: error.to_string(),
+        out.into_inner().map_err(|error| io(error.into_error()))?
     };
+    file.sync_all().map_err(io)
+}
+
+fn write_member_parquet(
+    file: std::fs::File,
+    members: &RoaringTreemap,
+) -> Result<std::fs::File, String> {
+    const CHUNK_IDS: usize = 1 << 20;
     let schema = std::sync::Arc::new(Schema::new(vec![Field::new(
         "member_id",
         DataType::UInt64,
         false,
     )]));
-    let properties = crate::output::writer_properties("member_id")?;
+    let properties =
+        crate::output::writer_properties("member_id", &[]).map_err(|error| error.to_string())?;
     let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(properties))
-        .map_err(parquet_error)?;
+        .map_err(|error| error.to_string())?;
     let mut ids = members.iter().peekable();
     while ids.peek().is_some() {
-        let chunk: Vec<u64> = ids.by_ref().take(1 << 20).collect();
+        let chunk: Vec<u64> = ids.by_ref().take(CHUNK_IDS).collect();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![std::sync::Arc::new(UInt64Array::from(chunk))],
         )
-        .map_err(|error| GateError::WriteParquet {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })?;
-        writer.write(&batch).map_err(parquet_error)?;
+        .map_err(|error| error.to_string())?;
+        writer.write(&batch).map_err(|error| error.to_string())?;
     }
-    let file = writer.into_inner().map_err(parquet_error)?;
-    file.sync_all().map_err(io)
+    writer.into_inner().map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -429,5 +465,46 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert_eq!(table.get(7), Some(slot_of_text("DE")));
         assert_eq!(table.get(8), Some(slot_of_text("US")));
+    }
+
+    // The retraction list appears under its name only complete: the text and Parquet
+    // forms hold every id, and nothing else (no temporary) is left beside them.
+    #[test]
+    fn member_list_is_renamed_into_place_when_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let members: RoaringTreemap = [3u64, 1 << 40, 9].into_iter().collect();
+        let text = dir.path().join("since.txt");
+        write_member_list(&text, &members).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&text).unwrap(),
+            "3\n9\n1099511627776\n"
+        );
+        let parquet = dir.path().join("since.parquet");
+        write_member_list(&parquet, &members).unwrap();
+        let file = std::fs::File::open(&parquet).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .unwrap();
+            ids.extend(column.values().iter().copied());
+        }
+        assert_eq!(ids, vec![3, 9, 1 << 40]);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["since.parquet", "since.txt"]);
+        let missing = dir.path().join("no-such-dir").join("since.txt");
+        assert!(write_member_list(&missing, &members).is_err());
+        assert!(!missing.exists());
     }
 }

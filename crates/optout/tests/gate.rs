@@ -694,6 +694,22 @@ fn gate_refuses_bad_parquet_naming_file_and_column() {
     assert_refused(run, &["nowhere.parquet", "cannot read"], &output);
 }
 
+// Proves a failure of the machine while reading (an I/O error, here EIO from reading
+// /proc/self/mem through a `.jsonl` link) is a runtime error (exit 1), not the caller's
+// bad input (exit 2), and leaves no output.
+#[cfg(target_os = "linux")]
+#[test]
+fn gate_reports_an_io_error_as_a_runtime_failure() {
+    let scratch = Scratch::initialized();
+    let input = scratch.file("profiles.jsonl");
+    std::os::unix::fs::symlink("/proc/self/mem", &input).unwrap();
+    let output = scratch.file("dataset");
+    let run = gate(&scratch, &input, &output, &[]).exits(1);
+    run.stderr_has("cannot read");
+    run.stderr_has("profiles.jsonl");
+    assert!(!output.exists(), "a failed run left {output:?}");
+}
+
 #[test]
 fn gate_strict_fails_on_a_null_id_and_a_duplicate_member() {
     let scratch = Scratch::initialized();

@@ -153,7 +153,15 @@ pub fn run(data_dir: &DataDir, args: &GateArgs, quiet: bool) -> CliResult {
     if args.no_consent {
         return plain_copy(&plan, started, quiet);
     }
-    let snapshot = snapshot_at(&opened, &purpose, cutoff, args.position, quiet)?;
+    // The inputs' digests need no snapshot: they are taken on the other core meanwhile.
+    let (snapshot, digested) = std::thread::scope(|scope| {
+        let digests = scope.spawn(|| plan.digest_inputs());
+        let snapshot = snapshot_at(&opened, &purpose, cutoff, args.position, quiet);
+        let digested = digests.join().unwrap_or(Err(GateError::WorkerPanicked));
+        (snapshot, digested)
+    });
+    let snapshot = snapshot?;
+    digested.map_err(gate_error)?;
     let filter = ConsentFilter::new(&snapshot);
     let bar = progress::bar(plan.rows_total(), "rows", quiet);
     bar.set_message("gating");
