@@ -227,6 +227,15 @@ impl PolicyHistory {
     pub fn is_empty(&self) -> bool {
         self.versions.is_empty()
     }
+
+    /// Every purpose some version defines, sorted: what a choice may name, since a choice
+    /// stays valid evidence after a later version drops its purpose.
+    pub fn defined_purposes(&self) -> std::collections::BTreeSet<&Purpose> {
+        self.versions
+            .iter()
+            .flat_map(|version| version.purposes.keys())
+            .collect()
+    }
 }
 
 /// The ordering rule between consecutive policy versions, shared by the history and the

@@ -235,13 +235,7 @@ pub fn history(
     limit: usize,
 ) -> Result<HistoryResponse, ApiError> {
     let policies = state.shared().index.policies();
-    let mut purposes: Vec<&Purpose> = policies
-        .versions()
-        .iter()
-        .flat_map(|version| version.purposes.keys())
-        .collect();
-    purposes.sort();
-    purposes.dedup();
+    let purposes = policies.defined_purposes();
     let mut choices = Vec::new();
     for purpose in purposes {
         choices.extend(state.ledger().member_choices(caller.member, purpose)?);

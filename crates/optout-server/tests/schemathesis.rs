@@ -173,6 +173,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
         let schema = schema.clone();
         let checks = checks.clone();
         let reports = dir.path().join(format!("schemathesis-{who}"));
+        let workdir = dir.path().to_path_buf();
         let output = tokio::task::spawn_blocking(move || {
             Command::new(python)
                 .args(["-m", "schemathesis.cli", "run", &schema])
@@ -186,6 +187,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
                 .args(["--header", &format!("Authorization: Bearer {token}")])
                 .arg("--report-dir")
                 .arg(&reports)
+                // Its example cache goes to the working directory: keep it out of the tree.
+                .current_dir(&workdir)
                 .env("NO_COLOR", "1")
                 .env("SCHEMATHESIS_HOOKS", "")
                 .output()

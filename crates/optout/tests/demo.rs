@@ -133,6 +133,37 @@ fn demo_serves_what_it_prints_and_reuses_its_data() {
     assert_eq!(allowed.len(), 1, "{answer}");
     assert_eq!(allowed[0], members["members"][2]);
 
+    // The report line and the OpenAPI document it points to.
+    let report_line = printed
+        .lines()
+        .find(|line| line.contains("/v1/reports/choices"))
+        .expect("a report line");
+    let report_path = report_line
+        .split('\'')
+        .nth(1)
+        .and_then(|url| url.strip_prefix(&format!("http://{base}")))
+        .unwrap();
+    let report = request(
+        &base,
+        "GET",
+        report_path,
+        Some(&bearer_token(report_line)),
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(report.status, 200, "{report:?}");
+    assert!(report
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/csv"));
+    let openapi = request(&base, "GET", "/openapi.json", None, &[], None).unwrap();
+    assert_eq!(openapi.status, 200);
+    assert_eq!(
+        openapi.json()["openapi"].as_str().map(|v| &v[..2]),
+        Some("3.")
+    );
+
     let pid = child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

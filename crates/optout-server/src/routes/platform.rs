@@ -1,8 +1,6 @@
 //! Platform endpoints, for services holding scoped tokens: batch choices, batch consent
 //! checks, one member's consent, and signed ledger checkpoints.
 
-use std::collections::HashSet;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -249,11 +247,7 @@ pub(crate) fn defined_purpose(
     policies: &optout_core::PolicyHistory,
     name: &str,
 ) -> Result<Purpose, ApiError> {
-    let defined: HashSet<&Purpose> = policies
-        .versions()
-        .iter()
-        .flat_map(|version| version.purposes.keys())
-        .collect();
+    let defined = policies.defined_purposes();
     Purpose::new(name)
         .ok()
         .filter(|purpose| defined.contains(purpose))
@@ -329,16 +323,7 @@ fn member_consent(
     let policies = state.shared().index.policies();
     let purposes: Vec<Purpose> = match purpose_name {
         Some(name) => vec![defined_purpose(&policies, &name)?],
-        None => {
-            let mut all: Vec<Purpose> = policies
-                .versions()
-                .iter()
-                .flat_map(|version| version.purposes.keys().cloned())
-                .collect();
-            all.sort();
-            all.dedup();
-            all
-        }
+        None => policies.defined_purposes().into_iter().cloned().collect(),
     };
     let ledger_position = state
         .ledger()

@@ -35,11 +35,7 @@ pub fn run(data_dir: &DataDir, args: &ImportArgs, quiet: bool) -> CliResult {
         .collect::<CliResult<Vec<(PathBuf, Format)>>>()?;
     let opened = open_data_dir(data_dir)?;
     let policies = policy_history(&opened.ledger)?;
-    let known: BTreeSet<Purpose> = policies
-        .versions()
-        .iter()
-        .flat_map(|version| version.purposes.keys().cloned())
-        .collect();
+    let known: BTreeSet<Purpose> = policies.defined_purposes().into_iter().cloned().collect();
 
     let (valid_rows, invalid) = validate_all(&files, &known, quiet)?;
     if !invalid.rows.is_empty() || invalid.more > 0 {

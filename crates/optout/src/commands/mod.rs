@@ -101,19 +101,12 @@ pub fn parse_member(text: &str) -> CliResult<MemberId> {
 /// A purpose name that some recorded policy version defines.
 pub fn known_purpose(policies: &PolicyHistory, name: &str) -> CliResult<Purpose> {
     let purpose = Purpose::new(name).context_bad_input("PURPOSE")?;
-    let defined = policies
-        .versions()
-        .iter()
-        .any(|version| version.purposes.contains_key(&purpose));
-    if !defined {
-        let known: std::collections::BTreeSet<String> = policies
-            .versions()
-            .iter()
-            .flat_map(|version| version.purposes.keys().map(|p| p.to_string()))
-            .collect();
+    let defined = policies.defined_purposes();
+    if !defined.contains(&purpose) {
+        let known: Vec<String> = defined.into_iter().map(Purpose::to_string).collect();
         return Err(bad_input(anyhow::anyhow!(
             "unknown purpose \"{purpose}\": the policy defines {}",
-            known.into_iter().collect::<Vec<_>>().join(", ")
+            known.join(", ")
         )));
     }
     Ok(purpose)

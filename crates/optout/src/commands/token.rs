@@ -25,7 +25,8 @@ pub enum TokenCommand {
     },
     /// A service token for the platform endpoints.
     Service {
-        /// Scopes, comma-separated: choices:write, consent:read, ledger:read.
+        /// Scopes, comma-separated: choices:write, consent:read, ledger:read, reports:read,
+        /// snapshots:write, snapshots:read.
         #[arg(long, required = true, value_delimiter = ',')]
         scope: Vec<String>,
         /// The service's name (the token's `sub`, recorded as the actor of its choices).

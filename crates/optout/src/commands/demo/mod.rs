@@ -295,7 +295,7 @@ fn serve(data_dir: &DataDir, opened: Opened, args: &DemoArgs, examples: &[Exampl
             .map_err(anyhow::Error::from)?;
         links.push((example, jurisdiction, token));
     }
-    let scopes: Vec<String> = ["consent:read", "choices:write", "ledger:read"]
+    let scopes: Vec<String> = optout_server::token::SCOPES
         .into_iter()
         .map(String::from)
         .collect();
@@ -326,6 +326,11 @@ fn serve(data_dir: &DataDir, opened: Opened, args: &DemoArgs, examples: &[Exampl
             members.join(","),
             countries.join(",")
         );
+        println!("\nChoices recorded so far, by jurisdiction (CSV):");
+        println!(
+            "  curl -s '{base}/v1/reports/choices?by=jurisdiction&format=csv' -H 'authorization: Bearer {service_token}'"
+        );
+        println!("\nThe API's OpenAPI 3.1 document: {base}/openapi.json");
         print_next_steps(&dir);
         Ok(())
     })
