@@ -4,7 +4,8 @@
 //! `GatePlan::new` does everything that can fail on bad input before any output exists:
 //! it expands the inputs, reads each Parquet footer and checks the id, jurisdiction and
 //! field columns, and splits the work into units (a row group, or a slice of one when
-//! there are fewer row groups than workers need; a JSON Lines file; a file to digest).
+//! there are fewer row groups than workers need or when it is among the last, so the
+//! cores finish together; a JSON Lines file; a file to digest).
 //! `GatePlan::run` hands the units to one worker thread per core; each worker decodes its
 //! unit, decides every row through the `ConsentFilter`, writes the kept rows' id and
 //! fields to its own part, and counts the rest by reason. Parts are renamed into place
@@ -39,6 +40,10 @@ pub const BATCH_ROWS: usize = 32 * 1024;
 const UNIT_ROWS_MIN: usize = 64 * 1024;
 /// Units per worker the planner aims for, so a slow unit does not leave a core idle.
 const UNITS_PER_WORKER: usize = 2;
+/// Slices each of the last row groups (one per worker) is cut into.
+const TAIL_SLICES: usize = 4;
+/// A row's code while its id is null or invalid (explicit states are 0 to 2).
+const INVALID_ID_CODE: u8 = u8::MAX;
 
 #[derive(Clone, Debug)]
 pub struct GateRequest {
@@ -212,6 +217,7 @@ impl GatePlan {
             wanted.div_ceil(groups)
         };
         let mut units = Vec::new();
+        let mut group_number = 0usize;
         for (index, input) in self.parquet.iter().enumerate() {
             let Some(input) = input else {
                 units.push(WorkUnit::JsonLines { input: index });
@@ -219,7 +225,16 @@ impl GatePlan {
             };
             let mut first_row = 0u64;
             for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
-                let slice_rows = rows.div_ceil(slices_per_group).max(UNIT_ROWS_MIN).max(1);
+                // The last row groups go in slices, so no core is left alone with a
+                // whole row group at the end while the other waits.
+                let tail = group_number + workers.max(1) >= groups;
+                group_number += 1;
+                let slices = if tail {
+                    slices_per_group.max(TAIL_SLICES)
+                } else {
+                    slices_per_group
+                };
+                let slice_rows = rows.div_ceil(slices).max(UNIT_ROWS_MIN).max(1);
                 let mut skip = 0;
                 while skip < rows {
                     let take = slice_rows.min(rows - skip);
@@ -280,6 +295,7 @@ impl GatePlan {
                         counts: RowCounts::default(),
                         included: MemberSet::new(),
                         digests: Vec::new(),
+                        codes: Vec::with_capacity(BATCH_ROWS),
                     };
                     let (units, next, failed) = (&units, &next, &failed);
                     scope.spawn(move || {
@@ -513,6 +529,8 @@ struct Worker<'p, 'f> {
     counts: RowCounts,
     included: MemberSet,
     digests: Vec<(usize, InputRecord)>,
+    /// Per row of the batch at hand: the member's explicit state, then the verdict.
+    codes: Vec<u8>,
 }
 
 impl Worker<'_, '_> {
@@ -622,35 +640,13 @@ impl Worker<'_, '_> {
             .ok_or_else(|| {
                 GateError::schema(path, &request.jurisdiction_column, "is not a string column")
             })?;
-        let mut keep = BooleanBufferBuilder::new(batch.num_rows());
-        let mut counts = [0u64; crate::outcome::VERDICTS];
-        let mut strict_violation: Option<(usize, Verdict)> = None;
-        let strict = request.strict;
-        let included = &mut self.included;
-        let readable = for_each_id(ids.as_ref(), |row, id| {
-            let verdict = match id {
-                None => Verdict::InvalidId,
-                Some(id) => {
-                    let verdict = filter.verdict(id, jurisdictions.slot(row));
-                    if verdict == Verdict::Keep {
-                        included.insert(id);
-                    }
-                    verdict
-                }
-            };
-            if strict
-                && strict_violation.is_none()
-                && matches!(
-                    verdict,
-                    Verdict::InvalidId | Verdict::MissingOrUnknownJurisdiction
-                )
-            {
-                strict_violation = Some((row, verdict));
-            }
-            if let Some(count) = counts.get_mut(verdict as usize) {
-                *count += 1;
-            }
-            keep.append(verdict == Verdict::Keep);
+        // Three passes, each a tight loop whose iterations do not wait on each other, so
+        // the cache misses of the random lookups (the explicit state of each member, the
+        // included set's word) overlap instead of being paid one row at a time.
+        let codes = &mut self.codes;
+        codes.clear();
+        let readable = for_each_id(ids.as_ref(), |_, id| {
+            codes.push(id.map_or(INVALID_ID_CODE, |id| filter.explicit_state(id) as u8));
         });
         if !readable {
             return Err(GateError::schema(
@@ -659,6 +655,38 @@ impl Worker<'_, '_> {
                 format!("has type {}", ids.data_type()),
             ));
         }
+        let mut keep = BooleanBufferBuilder::new(batch.num_rows());
+        let mut counts = [0u64; crate::outcome::VERDICTS];
+        let mut strict_violation: Option<(usize, Verdict)> = None;
+        for (row, code) in codes.iter_mut().enumerate() {
+            let verdict = if *code == INVALID_ID_CODE {
+                Verdict::InvalidId
+            } else {
+                filter.verdict_for_state(jurisdictions.slot(row), usize::from(*code))
+            };
+            *code = verdict as u8;
+            if let Some(count) = counts.get_mut(verdict as usize) {
+                *count += 1;
+            }
+            keep.append(verdict == Verdict::Keep);
+            if request.strict
+                && strict_violation.is_none()
+                && matches!(
+                    verdict,
+                    Verdict::InvalidId | Verdict::MissingOrUnknownJurisdiction
+                )
+            {
+                strict_violation = Some((row, verdict));
+            }
+        }
+        let included = &mut self.included;
+        for_each_id(ids.as_ref(), |row, id| {
+            if let (Some(id), Some(&code)) = (id, codes.get(row)) {
+                if code == Verdict::Keep as u8 {
+                    included.insert(id);
+                }
+            }
+        });
         if let Some((row, verdict)) = strict_violation {
             let what = match verdict {
                 Verdict::InvalidId => format!("null or invalid {}", request.id_column),
