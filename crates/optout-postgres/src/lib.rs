@@ -15,6 +15,7 @@
 //! backend; the canonical encoding and hash are recomputed from the columns when verifying,
 //! so a change to any stored column breaks the chain at that position.
 
+mod blocking;
 mod config;
 mod error;
 mod key_filter;
@@ -56,7 +57,16 @@ pub struct PostgresLedger {
     config: PostgresConfig,
     /// None when opened read-only.
     writer: Option<GroupCommitWriter>,
-    reader: Mutex<Reader>,
+    /// None only while dropping.
+    reader: Mutex<Option<Reader>>,
+}
+
+impl Drop for PostgresLedger {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.get_mut().ok().and_then(Option::take) {
+            blocking::drop_client(reader.client);
+        }
+    }
 }
 
 impl PostgresLedger {
@@ -67,6 +77,14 @@ impl PostgresLedger {
     }
 
     pub fn open_with_limits(
+        config: &PostgresConfig,
+        clock: Arc<dyn Clock>,
+        limits: WriterLimits,
+    ) -> Result<Self, PostgresError> {
+        blocking::blocking(|| Self::open_writer(config, clock, limits))
+    }
+
+    fn open_writer(
         config: &PostgresConfig,
         clock: Arc<dyn Clock>,
         limits: WriterLimits,
@@ -87,19 +105,21 @@ impl PostgresLedger {
         Ok(PostgresLedger {
             config: config.clone(),
             writer: Some(writer),
-            reader: Mutex::new(reader),
+            reader: Mutex::new(Some(reader)),
         })
     }
 
     /// Opens the ledger to read only, without the writer lock: what other nodes do to
     /// follow a ledger another process writes. `append` is refused.
     pub fn open_read_only(config: &PostgresConfig) -> Result<Self, PostgresError> {
-        let mut client = schema::connect(config, "reader")?;
-        schema::migrate(&mut client, config)?;
-        Ok(PostgresLedger {
-            config: config.clone(),
-            writer: None,
-            reader: Mutex::new(Reader::new(client)),
+        blocking::blocking(|| {
+            let mut client = schema::connect(config, "reader")?;
+            schema::migrate(&mut client, config)?;
+            Ok(PostgresLedger {
+                config: config.clone(),
+                writer: None,
+                reader: Mutex::new(Some(Reader::new(client))),
+            })
         })
     }
 
@@ -120,7 +140,10 @@ impl PostgresLedger {
     /// Waits for queued writes, stops the writer and releases the writer lock.
     pub fn close(&self) {
         if let Some(writer) = &self.writer {
-            writer.shutdown();
+            let _ = blocking::blocking(|| {
+                writer.shutdown();
+                Ok::<_, StoreError>(())
+            });
         }
     }
 
@@ -152,11 +175,16 @@ impl PostgresLedger {
         &self,
         work: impl FnOnce(&mut Reader) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut reader = self
-            .reader
-            .lock()
-            .map_err(|_| StoreError::Backend("reader connection lock poisoned".into()))?;
-        work(&mut reader)
+        blocking::blocking(|| {
+            let mut reader = self
+                .reader
+                .lock()
+                .map_err(|_| StoreError::Backend("reader connection lock poisoned".into()))?;
+            let reader = reader
+                .as_mut()
+                .ok_or_else(|| StoreError::Backend("the ledger is closing".into()))?;
+            work(reader)
+        })
     }
 }
 
