@@ -88,6 +88,10 @@ pub(crate) fn connect(config: &PostgresConfig, role: &str) -> Result<Client, Pos
 /// `off` would acknowledge choices a crash can lose. Stronger settings (`remote_write`,
 /// `remote_apply` for synchronous standbys) are kept.
 pub(crate) fn require_durable_commits(client: &mut Client) -> Result<(), StoreError> {
+    // Small batches are sent as SQL literals quoted for standard strings (rows.rs).
+    client
+        .batch_execute("SET standard_conforming_strings TO on")
+        .map_err(backend)?;
     let row = client
         .query_one("SHOW synchronous_commit", &[])
         .map_err(backend)?;

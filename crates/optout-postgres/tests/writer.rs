@@ -172,3 +172,34 @@ fn idempotency_keys_survive_reopen() {
     assert!(!fresh[0].replayed);
     assert_eq!(fresh[0].event.position(), LedgerPosition(4));
 }
+
+// Small batches are sent as SQL literals: text with quotes, backslashes and SQL in it is
+// stored exactly (the chain verifies, the key replays) and the table is untouched.
+#[test]
+fn quotes_and_backslashes_in_text_are_stored_exactly() {
+    use optout_store::conformance::keyed_choice;
+    let Some(database) = support::database_or_skip("quotes_and_backslashes_in_text") else {
+        return;
+    };
+    let (_dir, config) = database.fresh_config();
+    let ledger = PostgresLedger::open(&config, clock()).unwrap();
+    ledger.append(vec![default_policy_event()]).unwrap();
+    let key = r"it's \' \\x00 ''); DELETE FROM events; --";
+    let mut event = keyed_choice(5, false, key);
+    if let optout_store::NewEvent::Choice { choice, .. } = &mut event {
+        choice.actor = optout_core::Actor::new(r"admin:o'brien\ops").unwrap();
+        choice.notice_version = Some("v'1".into());
+    }
+    let written = ledger.append(vec![event.clone()]).unwrap();
+    let stored = ledger.read_range(LedgerPosition(2), 1).unwrap();
+    assert_eq!(stored[0], written[0].event);
+    assert_eq!(
+        stored[0].choice().unwrap().idempotency_key.as_deref(),
+        Some(key)
+    );
+    assert!(ledger.append(vec![event]).unwrap()[0].replayed);
+    assert_eq!(
+        verify_ledger(&ledger, |_| {}).unwrap().unwrap().position,
+        LedgerPosition(2)
+    );
+}
