@@ -19,6 +19,14 @@ pub enum PostgresError {
         found: i32,
         supported: i32,
     },
+    /// A read-only node found no ledger (version 0) or an older layout in the schema: the
+    /// writer creates and migrates it.
+    #[error("schema {schema:?} holds no ledger of layout version {expected} (found {found}): start the ledger's writer first, which creates or migrates it")]
+    NotInitialised {
+        schema: String,
+        found: i32,
+        expected: i32,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -113,11 +113,13 @@ impl PostgresLedger {
     }
 
     /// Opens the ledger to read only, without the writer lock: what other nodes do to
-    /// follow a ledger another process writes. `append` is refused.
+    /// follow a ledger another process writes. `append` is refused. The schema must already
+    /// hold a ledger of this layout (`PostgresError::NotInitialised` otherwise): only the
+    /// writer creates and migrates.
     pub fn open_read_only(config: &PostgresConfig) -> Result<Self, PostgresError> {
         blocking::blocking(|| {
             let mut client = schema::connect(config, "reader")?;
-            schema::migrate(&mut client, config)?;
+            schema::check_version(&mut client, config)?;
             Ok(PostgresLedger {
                 config: config.clone(),
                 writer: None,

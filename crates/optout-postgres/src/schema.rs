@@ -104,8 +104,54 @@ pub(crate) fn require_durable_commits(client: &mut Client) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Creates the schema and brings its tables to `SCHEMA_VERSION`.
+/// The layout version of the ledger in the schema; None when there is none yet.
+fn current_version(
+    client: &mut Client,
+    config: &PostgresConfig,
+) -> Result<Option<i32>, StoreError> {
+    let table = format!("{}.schema_version", config.schema.quoted());
+    let row = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .map_err(backend)?;
+    let exists: bool = row.try_get(0).map_err(backend)?;
+    if !exists {
+        return Ok(None);
+    }
+    client
+        .query_opt("SELECT version FROM schema_version", &[])
+        .map_err(backend)?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(backend)
+}
+
+/// For a node that only reads: the schema must hold a ledger of this build's layout, which
+/// only the writer creates or migrates (a reader needs no privilege to create anything).
+pub(crate) fn check_version(
+    client: &mut Client,
+    config: &PostgresConfig,
+) -> Result<(), PostgresError> {
+    match current_version(client, config)? {
+        Some(SCHEMA_VERSION) => Ok(()),
+        Some(found) if found > SCHEMA_VERSION => Err(PostgresError::SchemaTooNew {
+            schema: config.schema.as_str().to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        found => Err(PostgresError::NotInitialised {
+            schema: config.schema.as_str().to_string(),
+            found: found.unwrap_or(0),
+            expected: SCHEMA_VERSION,
+        }),
+    }
+}
+
+/// Creates the schema and brings its tables to `SCHEMA_VERSION`. A schema already at this
+/// version is left alone, so after the first start the writer needs no DDL privilege.
 pub(crate) fn migrate(client: &mut Client, config: &PostgresConfig) -> Result<(), PostgresError> {
+    if current_version(client, config)? == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
     let schema = config.schema.as_str();
     let mut transaction = client.transaction().map_err(backend)?;
     transaction

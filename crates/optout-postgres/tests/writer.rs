@@ -203,3 +203,21 @@ fn quotes_and_backslashes_in_text_are_stored_exactly() {
         LedgerPosition(2)
     );
 }
+
+// Only the writer creates a ledger: a read-only node on an empty schema gets a clear error
+// and creates nothing.
+#[test]
+fn read_only_open_of_an_empty_schema_is_refused() {
+    let Some(database) = support::database_or_skip("read_only_open_of_an_empty_schema") else {
+        return;
+    };
+    let (_dir, config) = database.fresh_config();
+    let Err(error) = PostgresLedger::open_read_only(&config) else {
+        panic!("a reader opened a schema without a ledger");
+    };
+    assert!(
+        matches!(error, PostgresError::NotInitialised { found: 0, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("writer"), "{error}");
+}
