@@ -5,6 +5,7 @@
 //! are dropped when the test ends.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -33,7 +34,9 @@ pub fn database_or_skip(test: &str) -> Option<TestDatabase> {
             if std::env::var("CI").is_ok_and(|value| value == "true") {
                 panic!("{message} (CI=true: PostgreSQL tests may not be skipped)");
             }
-            eprintln!("SKIPPED {message}");
+            // Straight to stderr, not eprintln!, which the test harness captures: a skip
+            // must be seen.
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED {message}");
             None
         }
     }
