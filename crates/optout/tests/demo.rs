@@ -16,6 +16,19 @@ use serve_support::request;
 
 const MEMBERS: &str = "3000";
 
+/// Stops the demo's server if the test fails before it does (an orphan would keep the
+/// test run's output pipe open).
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The ledger's event count from the demo's "Ledger verified: N events" line.
 fn verified_events(output: &str) -> u64 {
     let line = output
@@ -56,9 +69,11 @@ fn demo_serves_what_it_prints_and_reuses_its_data() {
         .spawn()
         .expect("start optout demo");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut child = KillOnDrop(Some(child));
     let mut printed = String::new();
     let mut line = String::new();
-    while !printed.contains("curl -s ") {
+    // The last line the demo prints before it serves.
+    while !printed.contains("optout ledger verify --export") {
         line.clear();
         let read = stdout.read_line(&mut line).expect("read the demo's output");
         assert!(read > 0, "the demo ended before serving:\n{printed}");
@@ -164,13 +179,13 @@ fn demo_serves_what_it_prints_and_reuses_its_data() {
         Some("3.")
     );
 
-    let pid = child.id().to_string();
+    let mut demo = child.0.take().unwrap();
     std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &demo.id().to_string()])
         .status()
         .unwrap();
     assert!(
-        child.wait().unwrap().success(),
+        demo.wait().unwrap().success(),
         "SIGTERM stops the demo cleanly"
     );
     let events = verified_events(&printed);
