@@ -21,6 +21,21 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Keep the ledger in PostgreSQL (a libpq URL such as postgres://user@host/db) instead
+    /// of DIR/ledger.sqlite; the data directory still holds the keys.
+    #[arg(long, global = true, env = "OPTOUT_LEDGER", value_name = "URL")]
+    pub ledger: Option<String>,
+
+    /// The PostgreSQL schema of the ledger (several ledgers can share a database).
+    #[arg(
+        long,
+        global = true,
+        env = "OPTOUT_LEDGER_SCHEMA",
+        default_value = "optout",
+        value_name = "NAME"
+    )]
+    pub ledger_schema: String,
+
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,

@@ -5,6 +5,9 @@
 //! DIR/signing.key     ed25519 secret seed, hex, file mode 0600
 //! DIR/signing.pub     the matching public key, hex: give it to whoever verifies receipts
 //! ```
+//!
+//! With `--ledger postgres://…` the ledger lives in PostgreSQL instead (one schema per
+//! ledger, `--ledger-schema`), and the directory keeps the keys, datasets and snapshots.
 
 use std::fs;
 use std::io::Write;
@@ -13,7 +16,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use optout_core::{Clock, LedgerSigner, PublicKey, SystemClock};
+use optout_postgres::{PostgresConfig, PostgresLedger};
 use optout_sqlite::SqliteLedger;
+
+use crate::ledger_store::LedgerStore;
 
 pub const LEDGER_FILE: &str = "ledger.sqlite";
 pub const SIGNING_KEY_FILE: &str = "signing.key";
@@ -21,11 +27,13 @@ pub const PUBLIC_KEY_FILE: &str = "signing.pub";
 
 pub struct DataDir {
     path: PathBuf,
+    /// A PostgreSQL ledger to use instead of `DIR/ledger.sqlite`.
+    postgres: Option<PostgresConfig>,
 }
 
 /// An opened data directory: the ledger and the signer.
 pub struct Opened {
-    pub ledger: SqliteLedger,
+    pub ledger: LedgerStore,
     pub signer: LedgerSigner,
     pub clock: Arc<dyn Clock>,
 }
@@ -34,7 +42,17 @@ impl DataDir {
     pub fn new(path: &Path) -> Self {
         DataDir {
             path: path.to_path_buf(),
+            postgres: None,
         }
+    }
+
+    /// The directory's keys with its ledger in PostgreSQL (`url`, `schema`).
+    pub fn with_postgres(path: &Path, url: &str, schema: &str) -> anyhow::Result<Self> {
+        let config = PostgresConfig::new(url, schema).context("--ledger-schema")?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            postgres: Some(config),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -42,12 +60,17 @@ impl DataDir {
     }
 
     pub fn is_initialized(&self) -> bool {
-        self.path.join(SIGNING_KEY_FILE).exists() && self.path.join(LEDGER_FILE).exists()
+        self.path.join(SIGNING_KEY_FILE).exists()
+            && (self.postgres.is_some() || self.path.join(LEDGER_FILE).exists())
     }
 
     /// Creates the directory, a fresh signing key and an empty ledger.
     pub fn create(&self) -> anyhow::Result<Opened> {
-        for existing in [SIGNING_KEY_FILE, LEDGER_FILE] {
+        let files: &[&str] = match self.postgres {
+            Some(_) => &[SIGNING_KEY_FILE],
+            None => &[SIGNING_KEY_FILE, LEDGER_FILE],
+        };
+        for existing in files {
             if self.path.join(existing).exists() {
                 bail!(
                     "{} is already initialized (it has {existing}); use another directory or remove it",
@@ -72,20 +95,49 @@ impl DataDir {
     /// Opens an initialized directory.
     pub fn open(&self) -> anyhow::Result<Opened> {
         if !self.is_initialized() {
-            bail!(
-                "{} is not an optout data directory; create one with `optout --data-dir {} init`",
-                self.path.display(),
-                self.path.display()
-            );
+            return Err(self.not_initialized());
         }
         self.open_files()
+    }
+
+    /// Why the directory cannot be opened, and what to do about it.
+    pub fn not_initialized(&self) -> anyhow::Error {
+        let path = self.path.display();
+        if self.postgres.is_none()
+            && self.path.join(SIGNING_KEY_FILE).exists()
+            && !self.path.join(LEDGER_FILE).exists()
+        {
+            return anyhow::anyhow!(
+                "{path} has a signing key but no {LEDGER_FILE}: if its ledger is in PostgreSQL, pass --ledger URL (or set OPTOUT_LEDGER)"
+            );
+        }
+        anyhow::anyhow!(
+            "{path} is not an optout data directory; create one with `optout --data-dir {path} init`"
+        )
     }
 
     fn open_files(&self) -> anyhow::Result<Opened> {
         let signer = read_signer(&self.path.join(SIGNING_KEY_FILE))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ledger = SqliteLedger::open(&self.path.join(LEDGER_FILE), Arc::clone(&clock))
-            .with_context(|| format!("cannot open the ledger in {}", self.path.display()))?;
+        let ledger = match &self.postgres {
+            None => LedgerStore::Sqlite(
+                SqliteLedger::open(&self.path.join(LEDGER_FILE), Arc::clone(&clock)).with_context(
+                    || format!("cannot open the ledger in {}", self.path.display()),
+                )?,
+            ),
+            Some(config) => LedgerStore::Postgres {
+                ledger: Box::new(
+                    PostgresLedger::open(config, Arc::clone(&clock)).with_context(|| {
+                        format!(
+                            "cannot open the PostgreSQL ledger {} (schema {})",
+                            config.redacted_url(),
+                            config.schema
+                        )
+                    })?,
+                ),
+                data_dir: self.path.clone(),
+            },
+        };
         Ok(Opened {
             ledger,
             signer,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod data_dir;
 pub mod exit;
+pub mod ledger_store;
 pub mod progress;
 
 use std::process::ExitCode;

@@ -24,7 +24,12 @@ use crate::data_dir::{DataDir, Opened};
 use crate::exit::{bad_input, CliResult, Context};
 
 pub fn dispatch(cli: Cli) -> CliResult {
-    let data_dir = DataDir::new(&cli.data_dir);
+    let data_dir = match &cli.ledger {
+        None => DataDir::new(&cli.data_dir),
+        Some(url) => {
+            DataDir::with_postgres(&cli.data_dir, url, &cli.ledger_schema).map_err(bad_input)?
+        }
+    };
     let quiet = cli.quiet;
     match cli.command {
         Command::Init { policy } => init::run(&data_dir, policy.as_deref()),
@@ -78,11 +83,7 @@ pub fn print_json_pretty(value: &impl Serialize) -> CliResult {
 /// Opens the data directory; a directory that was never initialized is bad usage (exit 2).
 pub fn open_data_dir(data_dir: &DataDir) -> CliResult<Opened> {
     if !data_dir.is_initialized() {
-        return Err(bad_input(anyhow::anyhow!(
-            "{} is not an optout data directory; create one with `optout --data-dir {} init`",
-            data_dir.path().display(),
-            data_dir.path().display()
-        )));
+        return Err(bad_input(data_dir.not_initialized()));
     }
     Ok(data_dir.open()?)
 }

@@ -66,11 +66,7 @@ pub fn run(data_dir: &DataDir, command: &TokenCommand) -> CliResult {
         )));
     }
     if !data_dir.is_initialized() {
-        return Err(bad_input(anyhow::anyhow!(
-            "{} is not an optout data directory; create one with `optout --data-dir {} init`",
-            data_dir.path().display(),
-            data_dir.path().display()
-        )));
+        return Err(bad_input(data_dir.not_initialized()));
     }
     let issuer = config
         .token_issuer(data_dir.path())
