@@ -125,6 +125,12 @@ fn dataset_id(purpose: &Purpose, now: Timestamp) -> CliResult<String> {
 }
 
 pub fn run(data_dir: &DataDir, args: &GateArgs, quiet: bool) -> CliResult {
+    print_json(&build(data_dir, args, quiet)?)
+}
+
+/// Builds the dataset (or, with `--no-consent`, the plain copy) and returns the summary
+/// `run` prints.
+pub fn build(data_dir: &DataDir, args: &GateArgs, quiet: bool) -> CliResult<serde_json::Value> {
     let started = Instant::now();
     let opened = open_data_dir(data_dir)?;
     let now = opened.clock.now();
@@ -245,7 +251,7 @@ pub fn run(data_dir: &DataDir, args: &GateArgs, quiet: bool) -> CliResult {
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    print_json(&json!({
+    Ok(json!({
         "dataset_id": dataset_id,
         "output": args.output,
         "manifest": manifest_path,
@@ -280,7 +286,7 @@ fn rows_per_second(rows: u64, seconds: f64) -> u64 {
 }
 
 /// `--no-consent`: the same read and write path with every row kept, for benchmarks.
-fn plain_copy(plan: &GatePlan, started: Instant, quiet: bool) -> CliResult {
+fn plain_copy(plan: &GatePlan, started: Instant, quiet: bool) -> CliResult<serde_json::Value> {
     let bar = progress::bar(plan.rows_total(), "rows", quiet);
     bar.set_message("copying");
     let built = plan.run(&Enforcement::PlainCopy, &|rows| bar.inc(rows));
@@ -294,7 +300,7 @@ fn plain_copy(plan: &GatePlan, started: Instant, quiet: bool) -> CliResult {
         .collect();
     built.keep();
     let seconds = started.elapsed().as_secs_f64();
-    print_json(&json!({
+    Ok(json!({
         "plain_copy": true,
         "output": plan.request().output_dir,
         "rows_written": rows,

@@ -266,7 +266,46 @@ fn sample_dataset(data_dir: &DataDir, profiles: &Path, output: &Path, quiet: boo
         threads: None,
         no_consent: false,
     };
-    crate::commands::gate::run(data_dir, &args, quiet)
+    let summary = crate::commands::gate::build(data_dir, &args, quiet)?;
+    print_gate_summary(&summary);
+    Ok(())
+}
+
+/// The gate's summary in a few lines: what came in, what was kept, why the rest was not.
+fn print_gate_summary(summary: &serde_json::Value) {
+    let number = |pointer: &str| {
+        summary
+            .pointer(pointer)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+    };
+    println!(
+        "  {} rows in, {} kept ({} members) in {} s",
+        number("/counts/rows_in"),
+        number("/counts/rows_kept"),
+        number("/members_included/members"),
+        summary.pointer("/seconds").cloned().unwrap_or_default()
+    );
+    if let Some(dropped) = summary
+        .pointer("/counts/dropped")
+        .and_then(|v| v.as_object())
+    {
+        let reasons: Vec<String> = dropped
+            .iter()
+            .filter_map(|(reason, count)| Some((reason, count.as_u64()?)))
+            .filter(|(_, count)| *count > 0)
+            .map(|(reason, count)| format!("{count} {}", reason.replace('_', " ")))
+            .collect();
+        println!("  dropped: {}", reasons.join(", "));
+    }
+    println!(
+        "  only the id and the purpose's allowed fields are written (no email); dataset {} is recorded in the ledger at position {}",
+        summary
+            .pointer("/dataset_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+        number("/ledger_position")
+    );
 }
 
 fn serve(data_dir: &DataDir, opened: Opened, args: &DemoArgs, examples: &[Example]) -> CliResult {
