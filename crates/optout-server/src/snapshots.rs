@@ -75,7 +75,9 @@ pub fn create(state: &AppState, key: &SnapshotKey) -> Result<(SnapshotManifest, 
         .snapshot_builds
         .lock
         .lock()
-        .map_err(|_| ApiError::internal("snapshot build lock poisoned"))?;
+        // The lock guards no data, only one build at a time: a panicked build must not
+        // disable snapshots until a restart.
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(existing) = read_manifest(&root, &id)? {
         return Ok((existing, false));
     }

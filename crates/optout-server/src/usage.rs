@@ -255,11 +255,20 @@ pub fn usage(state: &AppState, member: MemberId) -> Result<UsageResponse, ApiErr
         {
             Ok(set) if set.contains(member.get()) => included.push(summary),
             Ok(_) => not_included += 1,
-            Err(why) => unchecked.push(UncheckedDataset {
-                dataset: summary,
-                reason: why.reason,
-                detail: why.detail,
-            }),
+            Err(why) => {
+                // The full detail names files on the server: for the operator's log only.
+                tracing::warn!(
+                    dataset = %record.dataset_id,
+                    reason = why.reason,
+                    detail = %why.detail,
+                    "dataset could not be checked for a member's usage"
+                );
+                unchecked.push(UncheckedDataset {
+                    dataset: summary,
+                    reason: why.reason,
+                    detail: public_detail(why.reason).to_string(),
+                })
+            }
         }
     }
     Ok(UsageResponse {
@@ -270,6 +279,19 @@ pub fn usage(state: &AppState, member: MemberId) -> Result<UsageResponse, ApiErr
         not_included,
         unchecked,
     })
+}
+
+/// What a member is told about a dataset that could not be checked: the reason in words,
+/// without the server's paths (those go to the log).
+fn public_detail(reason: &str) -> &'static str {
+    match reason {
+        "no_data_directory" => "the service has no data directory to find dataset manifests in",
+        "manifest_not_found" => "the dataset's manifest was not found on this service",
+        "manifest_invalid" => "the dataset's manifest does not match the ledger or its signature",
+        "member_set_unreadable" => "the dataset's member list could not be read",
+        "member_set_mismatch" => "the dataset's member list does not match its manifest",
+        _ => "the dataset could not be checked",
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,17 @@ impl SqliteLedger {
         })
     }
 
+    /// Whole-ledger scans (snapshots without a checkpoint, reports) read on a connection
+    /// of their own: on the shared reader they would hold back, for the length of the
+    /// scan, the short reads every request makes (index catch-up, member history).
+    fn scan<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = schema::open_connection(&self.path)?;
+        work(&connection)
+    }
+
     fn read<T>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
@@ -197,7 +208,7 @@ impl Ledger for SqliteLedger {
         up_to: LedgerPosition,
         visit: &mut dyn FnMut(ChoiceFacts),
     ) -> Result<(), StoreError> {
-        self.read(|connection| {
+        self.scan(|connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT position, member, purpose, allowed, at_us FROM events \
@@ -252,7 +263,7 @@ impl Ledger for SqliteLedger {
         up_to: LedgerPosition,
         visit: &mut dyn FnMut(ChoiceFacts),
     ) -> Result<(), StoreError> {
-        self.read(|connection| {
+        self.scan(|connection| {
             let since_position = rows::position_to_sql(since_position)?;
             let up_to = rows::position_to_sql(up_to).unwrap_or(i64::MAX);
             // Newer than the checkpoint's cutoff (by the time index), then appended after

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use optout_core::{Clock, LedgerSigner, PublicKey, SystemClock};
-use optout_postgres::{PostgresConfig, PostgresLedger};
+use optout_postgres::{PostgresConfig, PostgresError, PostgresLedger};
 use optout_sqlite::SqliteLedger;
+use optout_store::Ledger;
 
 use crate::ledger_store::LedgerStore;
 
@@ -78,6 +79,17 @@ impl DataDir {
                 );
             }
         }
+        if let Some(config) = &self.postgres {
+            // Checked before a key is made: a new key over an existing ledger would sign
+            // receipts and manifests the ledger's verifiers do not know.
+            if postgres_ledger_state(config)? == PostgresLedgerState::HasEvents {
+                bail!(
+                    "schema {} of {} already holds a ledger; open it with the data directory that holds its signing key, or choose another --ledger-schema",
+                    config.schema,
+                    config.redacted_url()
+                );
+            }
+        }
         fs::create_dir_all(&self.path)
             .with_context(|| format!("cannot create data directory {}", self.path.display()))?;
         let mut seed = [0u8; 32];
@@ -96,6 +108,18 @@ impl DataDir {
     pub fn open(&self) -> anyhow::Result<Opened> {
         if !self.is_initialized() {
             return Err(self.not_initialized());
+        }
+        if let Some(config) = &self.postgres {
+            // Only `init` creates a ledger: a mistyped schema must not become a new, empty one.
+            if postgres_ledger_state(config)? == PostgresLedgerState::Missing {
+                bail!(
+                    "schema {} of {} holds no optout ledger; check --ledger and --ledger-schema, or create it with `optout --data-dir {} --ledger URL --ledger-schema {} init`",
+                    config.schema,
+                    config.redacted_url(),
+                    self.path.display(),
+                    config.schema
+                );
+            }
         }
         self.open_files()
     }
@@ -147,6 +171,32 @@ impl DataDir {
 
     pub fn public_key(&self) -> anyhow::Result<PublicKey> {
         Ok(read_signer(&self.path.join(SIGNING_KEY_FILE))?.public_key())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PostgresLedgerState {
+    Missing,
+    Empty,
+    HasEvents,
+}
+
+/// What the schema holds, read without taking the writer's lock.
+fn postgres_ledger_state(config: &PostgresConfig) -> anyhow::Result<PostgresLedgerState> {
+    match PostgresLedger::open_read_only(config) {
+        Ok(ledger) => {
+            let head = ledger.head().map_err(anyhow::Error::from)?;
+            Ok(match head {
+                Some(_) => PostgresLedgerState::HasEvents,
+                None => PostgresLedgerState::Empty,
+            })
+        }
+        // An older layout is still a ledger: its writer migrates it when it opens.
+        Err(PostgresError::NotInitialised { found, .. }) if found > 0 => {
+            Ok(PostgresLedgerState::HasEvents)
+        }
+        Err(PostgresError::NotInitialised { .. }) => Ok(PostgresLedgerState::Missing),
+        Err(error) => Err(anyhow::Error::from(error)),
     }
 }
 

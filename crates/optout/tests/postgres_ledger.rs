@@ -116,4 +116,52 @@ fn the_cli_and_the_service_run_on_a_postgres_ledger() {
     let verified = with_ledger(&["ledger", "verify"]).success().json();
     assert_eq!(verified["verified"], true);
     assert_eq!(verified["events"], 3, "{verified}");
+
+    // Only `init` creates a ledger: a mistyped schema is an error, not a new empty ledger.
+    let typo = format!("{}_typo", schema.name);
+    let mistyped = scratch.run(&[
+        "--ledger",
+        &schema.url,
+        "--ledger-schema",
+        &typo,
+        "status",
+        "1",
+        "--purpose",
+        "ai_training",
+    ]);
+    assert_ne!(mistyped.code, 0, "{}", mistyped.stderr);
+    assert!(
+        mistyped.stderr.contains("holds no optout ledger"),
+        "{}",
+        mistyped.stderr
+    );
+    let mut client = postgres::Client::connect(&schema.url, postgres::NoTls).unwrap();
+    let created = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
+            &[&typo],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(created, 0, "the mistyped schema was not created");
+
+    // And `init` never puts a new key over an existing ledger.
+    let other = Scratch::new();
+    let again = other.run(&[
+        "--ledger",
+        &schema.url,
+        "--ledger-schema",
+        &schema.name,
+        "init",
+    ]);
+    assert_ne!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already holds a ledger"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        !other.data.join("signing.key").exists(),
+        "no key was written"
+    );
 }
