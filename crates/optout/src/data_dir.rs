@@ -101,7 +101,7 @@ impl DataDir {
             &self.path.join(PUBLIC_KEY_FILE),
             format!("{}\n", signer.public_key()).as_bytes(),
         )?;
-        self.open_files()
+        self.open_files(Access::Write)
     }
 
     /// Opens an initialized directory.
@@ -109,8 +109,28 @@ impl DataDir {
         if !self.is_initialized() {
             return Err(self.not_initialized());
         }
+        self.require_postgres_ledger()?;
+        self.open_files(Access::Write)
+    }
+
+    /// Opens an initialized directory for commands that only read: on a PostgreSQL ledger
+    /// they take no writer lock, so they run beside the service (the one writer).
+    pub fn open_read_only(&self) -> anyhow::Result<Opened> {
+        match self.postgres {
+            None => self.open(),
+            Some(_) => {
+                if !self.is_initialized() {
+                    return Err(self.not_initialized());
+                }
+                self.require_postgres_ledger()?;
+                self.open_files(Access::Read)
+            }
+        }
+    }
+
+    /// Only `init` creates a ledger: a mistyped schema must not become a new, empty one.
+    fn require_postgres_ledger(&self) -> anyhow::Result<()> {
         if let Some(config) = &self.postgres {
-            // Only `init` creates a ledger: a mistyped schema must not become a new, empty one.
             if postgres_ledger_state(config)? == PostgresLedgerState::Missing {
                 bail!(
                     "schema {} of {} holds no optout ledger; check --ledger and --ledger-schema, or create it with `optout --data-dir {} --ledger URL --ledger-schema {} init`",
@@ -121,7 +141,7 @@ impl DataDir {
                 );
             }
         }
-        self.open_files()
+        Ok(())
     }
 
     /// Why the directory cannot be opened, and what to do about it.
@@ -140,7 +160,7 @@ impl DataDir {
         )
     }
 
-    fn open_files(&self) -> anyhow::Result<Opened> {
+    fn open_files(&self, access: Access) -> anyhow::Result<Opened> {
         let signer = read_signer(&self.path.join(SIGNING_KEY_FILE))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ledger = match &self.postgres {
@@ -151,7 +171,11 @@ impl DataDir {
             ),
             Some(config) => LedgerStore::Postgres {
                 ledger: Box::new(
-                    PostgresLedger::open(config, Arc::clone(&clock)).with_context(|| {
+                    match access {
+                        Access::Write => PostgresLedger::open(config, Arc::clone(&clock)),
+                        Access::Read => PostgresLedger::open_read_only(config),
+                    }
+                    .with_context(|| {
                         format!(
                             "cannot open the PostgreSQL ledger {} (schema {})",
                             config.redacted_url(),
@@ -172,6 +196,12 @@ impl DataDir {
     pub fn public_key(&self) -> anyhow::Result<PublicKey> {
         Ok(read_signer(&self.path.join(SIGNING_KEY_FILE))?.public_key())
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

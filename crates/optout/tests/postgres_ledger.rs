@@ -111,6 +111,20 @@ fn the_cli_and_the_service_run_on_a_postgres_ledger() {
         "the error names the other writer: {}",
         refused.stderr
     );
+    // Commands that only read open the ledger read-only and run beside the writer.
+    let beside = with_ledger(&[
+        "status",
+        "4294967297",
+        "--purpose",
+        "ai_training",
+        "--jurisdiction",
+        "US",
+    ])
+    .success()
+    .json();
+    assert_eq!(beside["allowed"], true, "the served change is visible: {beside}");
+    let verified_beside = with_ledger(&["ledger", "verify"]).success().json();
+    assert_eq!(verified_beside["events"], 3, "{verified_beside}");
     assert_eq!(server.terminate(), Some(0));
 
     let verified = with_ledger(&["ledger", "verify"]).success().json();

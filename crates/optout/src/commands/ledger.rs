@@ -9,7 +9,7 @@ use optout_store::{export_ledger, verify_export, verify_ledger, Ledger};
 use serde_json::json;
 
 use crate::cli::VerifyArgs;
-use crate::commands::{open_data_dir, print_json, read_public_key};
+use crate::commands::{open_data_dir_read_only, print_json, read_public_key};
 use crate::data_dir::{sync_parent, temporary_name, DataDir};
 use crate::exit::{check_failed, CliResult, Context};
 use crate::progress;
@@ -18,7 +18,7 @@ pub fn verify(data_dir: &DataDir, args: &VerifyArgs, quiet: bool) -> CliResult {
     if let Some(export) = &args.export {
         return verify_export_file(export, args, quiet);
     }
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let total = opened.ledger.head()?.map(|head| head.position.get());
     let bar = progress::bar(total, "events", quiet);
     bar.set_message("verifying");
@@ -71,7 +71,7 @@ fn verify_export_file(export: &Path, args: &VerifyArgs, quiet: bool) -> CliResul
 }
 
 pub fn checkpoint(data_dir: &DataDir) -> CliResult {
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let head = opened.ledger.head()?.ok_or_else(|| {
         check_failed(anyhow::anyhow!(
             "the ledger is empty: nothing to checkpoint"
@@ -82,7 +82,7 @@ pub fn checkpoint(data_dir: &DataDir) -> CliResult {
 }
 
 pub fn export(data_dir: &DataDir, path: &Path, quiet: bool) -> CliResult {
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let total = opened.ledger.head()?.map(|head| head.position.get());
     let temporary = temporary_name(path);
     let file = File::create(&temporary)

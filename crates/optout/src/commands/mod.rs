@@ -88,6 +88,14 @@ pub fn open_data_dir(data_dir: &DataDir) -> CliResult<Opened> {
     Ok(data_dir.open()?)
 }
 
+/// [`open_data_dir`] for commands that only read the ledger (no writer lock on PostgreSQL).
+pub fn open_data_dir_read_only(data_dir: &DataDir) -> CliResult<Opened> {
+    if !data_dir.is_initialized() {
+        return Err(bad_input(data_dir.not_initialized()));
+    }
+    Ok(data_dir.open_read_only()?)
+}
+
 /// An optional `--jurisdiction` value.
 pub fn parse_jurisdiction(text: Option<&str>) -> CliResult<Option<Jurisdiction>> {
     text.map(Jurisdiction::parse)

@@ -6,7 +6,7 @@ use optout_core::{LedgerPosition, PolicyDocument, PolicyRecord};
 use optout_store::{policy_history, Ledger, NewEvent};
 use serde_json::json;
 
-use crate::commands::{open_data_dir, print_json};
+use crate::commands::{open_data_dir, open_data_dir_read_only, print_json};
 use crate::data_dir::DataDir;
 use crate::exit::{CliResult, Context};
 
@@ -45,7 +45,7 @@ pub fn load(data_dir: &DataDir, file: &Path) -> CliResult {
 }
 
 pub fn show(data_dir: &DataDir) -> CliResult {
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let history = policy_history(&opened.ledger)?;
     for version in history.versions() {
         let purposes: Vec<_> = version

@@ -9,7 +9,7 @@ use optout_store::policy_history;
 use serde_json::json;
 
 use crate::cli::{SnapshotFormat, SnapshotTarget};
-use crate::commands::{known_purpose, open_data_dir, print_json};
+use crate::commands::{known_purpose, open_data_dir, open_data_dir_read_only, print_json};
 use crate::data_dir::{DataDir, Opened};
 use crate::exit::{bad_input, check_failed, CliResult, Context};
 use crate::progress;
@@ -77,7 +77,7 @@ pub fn export(
     out: &Path,
     quiet: bool,
 ) -> CliResult {
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     if out.join(MANIFEST_FILE).exists() {
         return Err(bad_input(anyhow::anyhow!(
             "{} already holds a snapshot; choose an empty directory",
@@ -134,7 +134,7 @@ pub fn show(
     if let Some(dir) = dir {
         return show_exported(dir);
     }
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let (Some(purpose), Some(cutoff)) = (purpose, cutoff) else {
         return Err(bad_input(anyhow::anyhow!(
             "--purpose and --cutoff are required without --dir"

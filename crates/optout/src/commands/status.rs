@@ -6,7 +6,9 @@ use optout_store::{member_history, policy_history, Ledger};
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::commands::{known_purpose, open_data_dir, parse_jurisdiction, parse_member, print_json};
+use crate::commands::{
+    known_purpose, open_data_dir_read_only, parse_jurisdiction, parse_member, print_json,
+};
 use crate::data_dir::DataDir;
 use crate::exit::{CliResult, Context};
 
@@ -19,7 +21,7 @@ pub fn run(data_dir: &DataDir, args: &StatusArgs) -> CliResult {
         .map(Timestamp::parse_rfc3339)
         .transpose()
         .context_bad_input("--at")?;
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let at = at.unwrap_or_else(|| opened.clock.now());
     let policies = policy_history(&opened.ledger)?;
     let purpose = known_purpose(&policies, &args.purpose)?;

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::cli::DatasetVerifyArgs;
 use crate::commands::gate::{gate_error, past_cutoff, snapshot_at};
-use crate::commands::{known_purpose, open_data_dir, print_json};
+use crate::commands::{known_purpose, open_data_dir_read_only, print_json};
 use crate::data_dir::{DataDir, Opened};
 use crate::exit::{bad_input, check_failed, CliResult};
 use crate::progress;
@@ -92,7 +92,7 @@ fn check_manifest(
 }
 
 pub fn run(data_dir: &DataDir, args: &DatasetVerifyArgs, quiet: bool) -> CliResult {
-    let opened = open_data_dir(data_dir)?;
+    let opened = open_data_dir_read_only(data_dir)?;
     let now = opened.clock.now();
     let cutoff = past_cutoff(&args.cutoff, now)?;
     let policies = policy_history(&opened.ledger)?;
