@@ -122,7 +122,10 @@ fn the_cli_and_the_service_run_on_a_postgres_ledger() {
     ])
     .success()
     .json();
-    assert_eq!(beside["allowed"], true, "the served change is visible: {beside}");
+    assert_eq!(
+        beside["allowed"], true,
+        "the served change is visible: {beside}"
+    );
     let verified_beside = with_ledger(&["ledger", "verify"]).success().json();
     assert_eq!(verified_beside["events"], 3, "{verified_beside}");
     assert_eq!(server.terminate(), Some(0));
