@@ -9,7 +9,7 @@
 //! poisoned and refuses every later write: retrying an fsync and hoping is how data is lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -78,6 +78,9 @@ pub struct WriterMetrics {
     pub requests: AtomicU64,
     pub last_batch_events: AtomicU64,
     pub largest_batch_events: AtomicU64,
+    /// Set once a commit has failed: the writer refuses every later write, so the process
+    /// is no longer ready and must be restarted (readiness checks read this).
+    pub poisoned: AtomicBool,
 }
 
 type Reply = SyncSender<Result<Vec<Appended>, StoreError>>;
@@ -250,6 +253,7 @@ impl<L: CommitLog> WriterLoop<L> {
             Err(error) => {
                 let reason = error.to_string();
                 self.poisoned = Some(reason.clone());
+                self.metrics.poisoned.store(true, Ordering::Relaxed);
                 for request in batch {
                     let _ = request
                         .reply
@@ -481,11 +485,13 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1)));
         let writer = GroupCommitWriter::start(log.clone(), clock, WriterLimits::default()).unwrap();
         writer.append(vec![live_choice(1)]).unwrap();
+        assert!(!writer.metrics().poisoned.load(Ordering::SeqCst));
         log.fail.store(true, Ordering::SeqCst);
         assert!(matches!(
             writer.append(vec![live_choice(2)]),
             Err(StoreError::Poisoned(_))
         ));
+        assert!(writer.metrics().poisoned.load(Ordering::SeqCst));
         log.fail.store(false, Ordering::SeqCst);
         assert!(matches!(
             writer.append(vec![live_choice(3)]),

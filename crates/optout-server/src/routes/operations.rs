@@ -21,6 +21,27 @@ pub async fn healthz() -> Json<HealthResponse> {
 
 /// `GET /readyz`: the ledger answers and the index is built.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    // A writer whose commit failed refuses every later write until a restart: the
+    // process must stop receiving traffic even though reads still work.
+    let writer_failed = state
+        .shared()
+        .ledger
+        .writer_metrics()
+        .is_some_and(|metrics| metrics.poisoned.load(std::sync::atomic::Ordering::Relaxed));
+    if writer_failed {
+        tracing::error!(
+            "not ready: the ledger writer failed a commit and refuses writes; restart the service"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HealthResponse {
+                status: "writer_failed",
+                ledger_position: None,
+                index_position: None,
+            }),
+        )
+            .into_response();
+    }
     let answer = state
         .blocking(|state| {
             let head = state.ledger().head()?;
