@@ -4,9 +4,10 @@
 
 use optout_core::event::Actor;
 use optout_core::{
-    ChoiceRecord, DatasetRecord, Event, EventBody, EventHash, Jurisdiction, LedgerPosition,
-    MemberId, PolicyRecord, PolicyVersion, Purpose, SealedEvent, Source, Timestamp,
+    ChoiceRecord, Event, EventBody, EventHash, Jurisdiction, LedgerPosition, MemberId,
+    PolicyRecord, PolicyVersion, Purpose, SealedEvent, Source, Timestamp,
 };
+use optout_store::columns::{corrupt, dataset_document, dataset_from_columns, required};
 use optout_store::StoreError;
 use rusqlite::{params, CachedStatement, Row};
 
@@ -117,44 +118,11 @@ pub(crate) fn insert_event(
             None::<String>,
             None::<String>,
             None::<i64>,
-            dataset_details(dataset)?,
+            dataset_document(dataset)?,
             hash,
         ]),
     };
     inserted.map(|_| ()).map_err(backend)
-}
-
-/// The dataset fields without a column of their own, as JSON in `document`.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DatasetDetails {
-    dataset_id: String,
-    snapshot_position: u64,
-    manifest_sha256: String,
-    rows_written: u64,
-    members_included: u64,
-}
-
-fn dataset_details(dataset: &DatasetRecord) -> Result<String, StoreError> {
-    serde_json::to_string(&DatasetDetails {
-        dataset_id: dataset.dataset_id.clone(),
-        snapshot_position: dataset.snapshot_position.get(),
-        manifest_sha256: dataset.manifest_sha256.clone(),
-        rows_written: dataset.rows_written,
-        members_included: dataset.members_included,
-    })
-    .map_err(|error| StoreError::Backend(error.to_string()))
-}
-
-fn corrupt(position: LedgerPosition, problem: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        position,
-        problem: problem.to_string(),
-    }
-}
-
-fn required<T>(position: LedgerPosition, value: Option<T>, column: &str) -> Result<T, StoreError> {
-    value.ok_or_else(|| corrupt(position, format!("column {column} is null")))
 }
 
 /// Rebuilds the event and its stored hash from a row selected with `EVENT_COLUMNS`.
@@ -216,20 +184,13 @@ pub(crate) fn decode_row(row: &Row<'_>) -> Result<(Event, EventHash), StoreError
         "dataset" => {
             let purpose: Option<String> = row.get(4).map_err(get_error)?;
             let cutoff: Option<i64> = row.get(6).map_err(get_error)?;
-            let details: Option<String> = row.get(15).map_err(get_error)?;
-            let details: DatasetDetails =
-                serde_json::from_str(&required(position, details, "document")?)
-                    .map_err(|error| corrupt(position, error))?;
-            EventBody::Dataset(DatasetRecord {
-                dataset_id: details.dataset_id,
-                purpose: Purpose::new(&required(position, purpose, "purpose")?)
-                    .map_err(|error| corrupt(position, error))?,
-                cutoff: Timestamp::from_micros(required(position, cutoff, "at_us")?),
-                snapshot_position: LedgerPosition(details.snapshot_position),
-                manifest_sha256: details.manifest_sha256,
-                rows_written: details.rows_written,
-                members_included: details.members_included,
-            })
+            let document: Option<String> = row.get(15).map_err(get_error)?;
+            EventBody::Dataset(dataset_from_columns(
+                position,
+                purpose.as_deref(),
+                cutoff,
+                document.as_deref(),
+            )?)
         }
         other => return Err(corrupt(position, format!("unknown event kind {other:?}"))),
     };

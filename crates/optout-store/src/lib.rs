@@ -3,6 +3,7 @@
 //! writer that turns concurrent appends into few durable transactions, verification of a
 //! stored chain, and (feature `conformance`) the test suite every backend must pass.
 
+pub mod columns;
 pub mod error;
 pub mod export;
 pub mod ledger;
