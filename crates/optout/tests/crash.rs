@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{optout, path_str, run_args, Scratch};
+use common::{crash_seed, optout, path_str, run_args, Scratch, SplitMix64};
 use serde_json::Value;
 
 const ROUNDS: u64 = 5;
@@ -29,34 +29,6 @@ const DELAY_MS_MAX: u64 = 500;
 const LINES_MAX: u64 = 400;
 /// Receipts per round whose member's status is also checked through `optout status`.
 const STATUS_SAMPLES: usize = 3;
-
-/// splitmix64: a small deterministic stream.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-}
-
-fn seed() -> u64 {
-    if let Ok(text) = std::env::var("OPTOUT_CRASH_SEED") {
-        return text.trim().parse().expect("OPTOUT_CRASH_SEED is a u64");
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or(0x5EED)
-}
 
 /// When to kill the appender.
 #[derive(Clone, Copy, Debug)]
@@ -185,7 +157,7 @@ fn complete_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 // the ledger holds at least as many choices as receipts were printed.
 #[test]
 fn every_printed_receipt_survives_sigkill() {
-    let seed = seed();
+    let seed = crash_seed();
     println!("crash test seed: {seed} (rerun with OPTOUT_CRASH_SEED={seed})");
     let mut random = SplitMix64(seed);
     let scratch = Scratch::initialized();

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Scratch;
+use common::{crash_seed, Scratch, SplitMix64};
 use serde_json::Value;
 use serve_support::{member_token, request, Server};
 
@@ -32,35 +32,9 @@ const ACKS_BEFORE_KILL_MAX: u64 = 300;
 const ROUND_SECONDS_MAX: u64 = 20;
 const MEMBERS_PER_THREAD: u64 = 10_000;
 
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-}
-
-fn seed() -> u64 {
-    if let Ok(text) = std::env::var("OPTOUT_CRASH_SEED") {
-        return text.trim().parse().expect("OPTOUT_CRASH_SEED is a u64");
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos() as u64)
-        .unwrap_or(0x5EED)
-}
-
 #[test]
 fn every_acknowledged_put_survives_sigkill_of_the_server() {
-    let seed = seed();
+    let seed = crash_seed();
     eprintln!("serve_crash seed: {seed} (replay with OPTOUT_CRASH_SEED={seed})");
     let mut random = SplitMix64(seed);
     let scratch = Scratch::initialized();
