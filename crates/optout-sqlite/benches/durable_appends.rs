@@ -22,16 +22,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 
 use divan::counter::ItemsCount;
 use divan::Bencher;
-use optout_core::{Actor, Jurisdiction, SystemClock, Timestamp};
+use optout_core::{Actor, SystemClock};
 use optout_sqlite::SqliteLedger;
-use optout_store::conformance::{choice, default_policy_event};
-use optout_store::{Ledger, NewEvent};
+use optout_store::bench_workload::EventSource;
+use optout_store::conformance::default_policy_event;
+use optout_store::Ledger;
 
 fn main() {
     // The bundled SQLite's version, for the report beside Python's sqlite3.
@@ -40,113 +41,6 @@ fn main() {
         rusqlite::version()
     );
     divan::main();
-}
-
-/// Member ids are drawn from 1..=4 000 000, like the shared workload for a million members,
-/// in pseudo-random order so the (member, purpose) index is updated at random places.
-const MEMBER_ID_SPACE: u64 = 4_000_000;
-const JURISDICTIONS: [&str; 8] = ["US", "IN", "BR", "DE", "GB", "FR", "CA", "NL"];
-/// The default policy's notice for `ai_training`.
-const NOTICE_VERSION: &str = "ai_training-2023-10-16";
-/// 2023-01-01T00:00:00Z .. 2025-06-30T00:00:00Z: when imported choices were made.
-const IMPORT_FROM_US: i64 = 1_672_531_200_000_000;
-const IMPORT_SPAN_US: u64 = 78_796_800_000_000;
-
-/// The splitmix64 finaliser: a cheap deterministic scramble of a sequence number.
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn pick<T: Copy>(items: &[T], random: u64) -> T {
-    let len = u64::try_from(items.len()).unwrap();
-    *items.get(usize::try_from(random % len).unwrap()).unwrap()
-}
-
-/// Makes distinct, realistic events; shared by all threads of a benchmark.
-#[derive(Default)]
-struct EventSource {
-    sequence: AtomicU64,
-}
-
-impl EventSource {
-    fn next_sequence(&self) -> u64 {
-        self.sequence.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// A choice a member just made on a page or in the app.
-    fn live(&self, keyed: bool) -> NewEvent {
-        let sequence = self.next_sequence();
-        let random = mix64(sequence);
-        let member = 1 + random % MEMBER_ID_SPACE;
-        let source = pick(
-            &[
-                optout_core::Source::Web,
-                optout_core::Source::Mobile,
-                optout_core::Source::Gpc,
-            ],
-            random >> 24,
-        );
-        // Mostly opt-outs, as in the rush before a deadline; GPC only ever opts out.
-        let allowed = source != optout_core::Source::Gpc && (random >> 32).is_multiple_of(5);
-        let mut event = choice(member, allowed, None);
-        if let NewEvent::Choice { choice, .. } = &mut event {
-            choice.source = source;
-            choice.notice_version = Some(NOTICE_VERSION.into());
-            choice.jurisdiction = Jurisdiction::parse(pick(&JURISDICTIONS, random >> 40)).ok();
-            if keyed {
-                // The shape of a client-made UUID.
-                choice.idempotency_key = Some(format!(
-                    "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-                    random >> 32,
-                    (random >> 16) & 0xffff,
-                    random & 0xfff,
-                    (sequence >> 48) & 0xfff,
-                    sequence & 0xffff_ffff_ffff
-                ));
-            }
-        }
-        event
-    }
-
-    /// A choice recorded elsewhere earlier, brought in by `optout import`.
-    fn imported(&self, actor: &Actor) -> NewEvent {
-        let random = mix64(self.next_sequence());
-        let member = 1 + random % MEMBER_ID_SPACE;
-        let at_us = IMPORT_FROM_US + i64::try_from((random >> 8) % IMPORT_SPAN_US).unwrap();
-        let mut event = choice(
-            member,
-            (random >> 4).is_multiple_of(3),
-            Some(Timestamp::from_micros(at_us)),
-        );
-        if let NewEvent::Choice { choice, .. } = &mut event {
-            // An import knows the policy in force then, not which notice the member saw.
-            choice.actor = actor.clone();
-            choice.notice_version = None;
-            choice.notice_language = None;
-            choice.jurisdiction = None;
-        }
-        event
-    }
-
-    /// Half live, half imported, interleaved.
-    fn mixed(&self, count: usize, actor: &Actor) -> Vec<NewEvent> {
-        (0..count)
-            .map(|index| {
-                if index % 2 == 0 {
-                    self.live(false)
-                } else {
-                    self.imported(actor)
-                }
-            })
-            .collect()
-    }
-
-    fn keyed(&self, count: usize) -> Vec<NewEvent> {
-        (0..count).map(|_| self.live(true)).collect()
-    }
 }
 
 /// Where the database files go: a real disk, so every commit pays a real fsync.

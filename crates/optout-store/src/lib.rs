@@ -11,6 +11,8 @@ pub mod verify;
 pub mod writer;
 
 #[cfg(feature = "conformance")]
+pub mod bench_workload;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use error::StoreError;
