@@ -1,12 +1,12 @@
 //! `DenseStates`: every member's explicit state as 2 bits per id over one id range, so a
 //! batch check reads one word per member instead of searching two compressed bitmaps.
 //!
-//! The Roaring bitmaps of [`ExplicitSet`](crate::ExplicitSet) stay the source of truth
-//! (they are what snapshots, checkpoints and exports use); this layout is an accelerator
-//! built from them when batch checks make it worthwhile and the ids are dense enough (see
-//! [`DenseLimits`]), kept in step on every change, and dropped when a change would take
-//! it beyond its limits. Ids outside the range have no explicit choice, so any `u64` id
-//! can be asked about.
+//! [`ExplicitSet`](crate::ExplicitSet) builds it from its Roaring bitmaps when batch
+//! checks make it worthwhile and the ids are dense enough (see [`DenseLimits`]), then
+//! keeps it as its only copy, changed in place, until a change would take it beyond its
+//! limits (bitmaps again). Snapshots, checkpoints and exports get bitmaps built from it
+//! ([`DenseStates::ids_in_state`]). Ids outside the range have no explicit choice, so any
+//! `u64` id can be asked about.
 //!
 //! Why: a lookup in a Roaring bitmap is a search over container keys and then a binary
 //! search in a container, each step waiting on the previous load. At 100M ids that is
@@ -15,23 +15,26 @@
 
 use roaring::RoaringTreemap;
 
+use crate::explicit::push_or_insert;
+
 /// Ids per 64-bit word (2 bits each).
 const IDS_PER_WORD: u64 = 32;
 
 /// The 2-bit codes, the same numbers as `ExplicitState`: none 0, allowed 1, denied 2.
-const STATE_ALLOWED: u64 = 1;
-const STATE_DENIED: u64 = 2;
+pub(crate) const STATE_ALLOWED: u64 = 1;
+pub(crate) const STATE_DENIED: u64 = 2;
 
 /// When a dense layout is built and kept. Memory is `span / 4` bytes (2 bits per id of the
-/// range from the lowest to the highest id with a choice, plus growth room), on top of the
-/// bitmaps.
+/// range from the lowest to the highest id with a choice, plus growth room); once in use
+/// it replaces the bitmaps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseLimits {
     /// The widest id range covered (default 2^32 ids: 1 GiB).
     pub span_ids_max: u64,
-    /// The most ids in the range per member with a choice (default 32: at least 1 in 32
-    /// ids has a choice, so the layout costs at most 8 bytes per such member; at the
-    /// benchmark's 8% it costs 3.1).
+    /// The most ids in the range per member with a choice (default 16: at least 1 in 16
+    /// ids has a choice, so the layout costs at most 4 bytes per such member, growth room
+    /// included; at the benchmark's 8% it costs 3.3). Sparser sets keep the bitmaps
+    /// (about 2.1-2.4 bytes per member), whose checks are slower.
     pub span_ids_per_member_max: u64,
     /// The layout is built once this many ids, at least, have been checked through the
     /// bitmaps since the set last changed shape (default 4096), and also not before the
@@ -45,7 +48,7 @@ impl Default for DenseLimits {
     fn default() -> Self {
         DenseLimits {
             span_ids_max: 1 << 32,
-            span_ids_per_member_max: 32,
+            span_ids_per_member_max: 16,
             checked_ids_before_build_min: 4096,
         }
     }
@@ -68,6 +71,8 @@ impl DenseLimits {
 pub struct DenseStates {
     first_word: u64,
     words: Vec<u64>,
+    /// Ids with a non-zero state.
+    members: u64,
 }
 
 impl DenseStates {
@@ -91,6 +96,7 @@ impl DenseStates {
         let mut dense = DenseStates {
             first_word,
             words: vec![0; usize::try_from(words_len).ok()?],
+            members,
         };
         for id in chosen {
             dense.or_bits(id, STATE_DENIED);
@@ -114,6 +120,46 @@ impl DenseStates {
         (word >> ((id % IDS_PER_WORD) * 2)) & 3
     }
 
+    /// How many ids have a choice.
+    pub fn members(&self) -> u64 {
+        self.members
+    }
+
+    /// The ids whose state code passes `wanted` (never asked about code 0), in a bitmap.
+    pub fn ids_in_state(&self, wanted: impl Fn(u64) -> bool) -> RoaringTreemap {
+        // Bit 2k of `mask` set when slot k's code is wanted; codes are 1 and 2 only.
+        let mask = |word: u64| {
+            let low = word & 0x5555_5555_5555_5555;
+            let high = (word >> 1) & 0x5555_5555_5555_5555;
+            let mut mask = 0;
+            if wanted(STATE_ALLOWED) {
+                mask |= low & !high;
+            }
+            if wanted(STATE_DENIED) {
+                mask |= high & !low;
+            }
+            mask
+        };
+        let ids = self.words.iter().enumerate().flat_map(|(index, &word)| {
+            let base = (self.first_word + index as u64) * IDS_PER_WORD;
+            let mut bits = if word == 0 { 0 } else { mask(word) };
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let slot = u64::from(bits.trailing_zeros()) / 2;
+                bits &= bits - 1;
+                Some(base + slot)
+            })
+        });
+        // Ascending ids: the bitmap's append path.
+        let mut bitmap = RoaringTreemap::new();
+        for id in ids {
+            push_or_insert(&mut bitmap, id);
+        }
+        bitmap
+    }
+
     /// Bytes of the layout.
     pub fn bytes(&self) -> usize {
         self.words.len() * std::mem::size_of::<u64>()
@@ -127,17 +173,10 @@ impl DenseStates {
         )
     }
 
-    /// Records `id`'s state (`None`: no choice). `members` gives how many members have a
-    /// choice after the change (asked only when the range must grow: counting is not
-    /// free). Returns false when `id` is outside the range and the range cannot grow to it
-    /// within the limits: the layout must then be dropped.
-    pub(crate) fn set(
-        &mut self,
-        id: u64,
-        state: Option<bool>,
-        members: impl FnOnce() -> u64,
-        limits: &DenseLimits,
-    ) -> bool {
+    /// Records `id`'s state (`None`: no choice). Returns false, changing nothing, when `id`
+    /// is outside the range and the range cannot grow to it within the limits: the caller
+    /// must then hold the set some other way.
+    pub(crate) fn set(&mut self, id: u64, state: Option<bool>, limits: &DenseLimits) -> bool {
         let code = match state {
             None => 0,
             Some(true) => STATE_ALLOWED,
@@ -148,11 +187,19 @@ impl DenseStates {
             if code == 0 {
                 return true; // outside the range nobody has a choice already
             }
-            if !self.grow_to(word, members(), limits) {
+            // A new member: the limits are judged with it counted.
+            if !self.grow_to(word, self.members + 1, limits) {
                 return false;
             }
         }
-        self.xor_bits(id, self.state_code(id) ^ code);
+        let old = self.state_code(id);
+        match (old, code) {
+            (0, 0) => return true,
+            (0, _) => self.members += 1,
+            (_, 0) => self.members -= 1,
+            _ => {}
+        }
+        self.xor_bits(id, old ^ code);
         true
     }
 
@@ -257,32 +304,70 @@ mod tests {
         assert_eq!(dense.state_code(base + 4), 0);
         assert_eq!(dense.state_code(0), 0, "below the range");
         assert_eq!(dense.state_code(u64::MAX), 0, "above the range");
-        assert!(dense.set(base + 40, Some(true), || 3, &limits));
+        assert!(dense.set(base + 40, Some(true), &limits));
         assert_eq!(dense.state_code(base + 40), 1);
-        assert!(
-            dense.set(base + 500, Some(false), || 4, &limits),
-            "grows up"
-        );
-        assert!(
-            dense.set(base - 200, Some(true), || 5, &limits),
-            "grows down"
-        );
+        assert!(dense.set(base + 500, Some(false), &limits), "grows up");
+        assert!(dense.set(base - 200, Some(true), &limits), "grows down");
         assert_eq!(dense.state_code(base + 500), 2);
         assert_eq!(dense.state_code(base - 200), 1);
         assert_eq!(dense.state_code(base + 3), 1, "kept across growth");
-        assert!(dense.set(base + 3, None, || 4, &limits));
+        assert!(dense.set(base + 3, None, &limits));
         assert_eq!(dense.state_code(base + 3), 0);
         assert!(
-            !dense.set(u64::MAX, Some(false), || 5, &limits),
+            !dense.set(u64::MAX, Some(false), &limits),
             "beyond the span limit: the caller drops the layout"
         );
+        assert!(dense.set(u64::MAX, None, &limits), "nothing to record");
         assert!(
-            dense.set(u64::MAX, None, || 5, &limits),
-            "nothing to record"
-        );
-        assert!(
-            !dense.set(base + 6000, Some(false), || 5, &limits),
+            !dense.set(base + 6000, Some(false), &limits),
             "beyond 1000 ids per member"
+        );
+    }
+
+    #[test]
+    fn counts_members_and_gives_back_the_bitmaps() {
+        let base = (1 << 32) - 40;
+        let pairs = [
+            (base, true),
+            (base + 31, false),
+            (base + 32, true),
+            (base + 77, false),
+        ];
+        let (chosen, allowed) = bitmaps(&pairs);
+        let limits = DenseLimits {
+            span_ids_per_member_max: 1000,
+            ..DenseLimits::default()
+        };
+        let mut dense = DenseStates::build(&chosen, &allowed, &limits).unwrap();
+        assert_eq!(dense.members(), 4);
+        assert_eq!(dense.ids_in_state(|code| code != 0), chosen);
+        assert_eq!(dense.ids_in_state(|code| code == STATE_ALLOWED), allowed);
+        assert_eq!(
+            dense.ids_in_state(|code| code == STATE_DENIED),
+            &chosen - &allowed
+        );
+        assert!(dense.set(base + 31, Some(true), &limits), "a flip");
+        assert!(dense.set(base + 5, None, &limits), "removing nobody");
+        assert_eq!(dense.members(), 4);
+        assert!(dense.set(base + 32, None, &limits));
+        assert_eq!(dense.members(), 3);
+        assert!(dense.set(base + 1000, Some(false), &limits), "grows");
+        assert_eq!(dense.members(), 4);
+        assert!(!dense.set(u64::MAX, Some(true), &limits));
+        assert_eq!(dense.members(), 4, "a refused change changes nothing");
+        assert_eq!(
+            dense
+                .ids_in_state(|code| code == STATE_ALLOWED)
+                .iter()
+                .collect::<Vec<_>>(),
+            [base, base + 31]
+        );
+        assert_eq!(
+            dense
+                .ids_in_state(|code| code == STATE_DENIED)
+                .iter()
+                .collect::<Vec<_>>(),
+            [base + 77, base + 1000]
         );
     }
 

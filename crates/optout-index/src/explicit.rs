@@ -1,52 +1,111 @@
 //! `ExplicitSet`: who made an explicit choice, and which.
 //!
-//! Stored as two 64-bit Roaring bitmaps: `chosen` (every member with an explicit choice)
-//! and `allowed` (the subset whose latest choice allows). Most members checked have no
-//! choice, so a check is usually one bitmap lookup (`chosen`), and a second only for the
-//! few who chose. The denied set (`chosen - allowed`) is what exports write; it is
-//! computed once, when first asked for, and forgotten on the next change.
+//! Held in one of two layouts:
 //!
-//! For large batch checks the set also keeps, once checks make it worthwhile, a
-//! [`DenseStates`] layout (2 bits per id) built from the bitmaps and updated with them;
-//! see `dense.rs` and [`DenseLimits`] for when.
+//! - **Bitmaps**: two 64-bit Roaring bitmaps, `chosen` (every member with an explicit
+//!   choice) and `allowed` (the subset whose latest choice allows). Compact at any
+//!   density and for ids spread over the whole `u64` space, but a lookup is a chain of
+//!   dependent searches. For large batch checks a [`DenseStates`] layout (2 bits per id)
+//!   is built beside them on first need, when [`DenseLimits`] allow.
+//! - **Dense**: the [`DenseStates`] layout alone. A set that has a dense layout switches
+//!   to it at its next change (or at [`ExplicitSet::switch_to_dense`]) and drops the
+//!   bitmaps, so a live index holds one copy: 2 bits per id of its range (at most
+//!   `span_ids_per_member_max / 4` bytes per member with a choice). Snapshots, exports
+//!   and checkpoints ask for bitmaps; they are built from the dense layout for that one
+//!   use. A change the limits refuse (an id far outside the range) switches back.
+//!
+//! The denied set (`chosen - allowed`) is what exports write; for the bitmap layout it is
+//! computed once, when first asked for, and forgotten on the next change.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use optout_core::MemberId;
 use roaring::RoaringTreemap;
 
-use crate::dense::{DenseLimits, DenseStates};
+use crate::dense::{DenseLimits, DenseStates, STATE_ALLOWED, STATE_DENIED};
 
 #[derive(Debug, Default)]
 pub struct ExplicitSet {
+    layout: Layout,
+    dense_limits: DenseLimits,
+}
+
+#[derive(Debug)]
+enum Layout {
+    Bitmaps(Bitmaps),
+    Dense(DenseStates),
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout::Bitmaps(Bitmaps::default())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Bitmaps {
     chosen: RoaringTreemap,
     allowed: RoaringTreemap,
     denied: OnceLock<RoaringTreemap>,
     /// Built on demand; `Some(None)`: the limits said no for the set as it was.
     dense: OnceLock<Option<DenseStates>>,
-    dense_limits: DenseLimits,
     /// Ids checked through the bitmaps while no dense layout was built.
-    bitmap_checked_ids: AtomicU64,
+    checked_ids: AtomicU64,
+}
+
+impl Bitmaps {
+    fn new(chosen: RoaringTreemap, allowed: RoaringTreemap) -> Self {
+        Bitmaps {
+            chosen,
+            allowed,
+            ..Bitmaps::default()
+        }
+    }
+
+    fn built_dense(&self) -> Option<&DenseStates> {
+        self.dense.get().and_then(Option::as_ref)
+    }
+
+    /// Forgets what was derived from the bitmaps, after a change to them.
+    fn changed(&mut self) {
+        self.denied = OnceLock::new();
+        self.dense = OnceLock::new();
+    }
 }
 
 impl Clone for ExplicitSet {
-    /// Clones the bitmaps; the copy builds its own dense layout if its checks call for one.
+    /// Clones the layout in use; a bitmap copy builds its own dense layout if its checks
+    /// call for one.
     fn clone(&self) -> Self {
+        let layout = match &self.layout {
+            Layout::Bitmaps(bitmaps) => Layout::Bitmaps(Bitmaps {
+                denied: bitmaps.denied.clone(),
+                ..Bitmaps::new(bitmaps.chosen.clone(), bitmaps.allowed.clone())
+            }),
+            Layout::Dense(dense) => Layout::Dense(dense.clone()),
+        };
         ExplicitSet {
-            chosen: self.chosen.clone(),
-            allowed: self.allowed.clone(),
-            denied: self.denied.clone(),
-            dense: OnceLock::new(),
+            layout,
             dense_limits: self.dense_limits,
-            bitmap_checked_ids: AtomicU64::new(0),
         }
     }
 }
 
 impl PartialEq for ExplicitSet {
+    /// The same members with the same choices, whatever the layouts.
     fn eq(&self, other: &Self) -> bool {
-        self.chosen == other.chosen && self.allowed == other.allowed
+        match (&self.layout, &other.layout) {
+            (Layout::Dense(left), Layout::Dense(right)) if left.range() == right.range() => {
+                left == right
+            }
+            _ => {
+                self.len() == other.len()
+                    && self.chosen() == other.chosen()
+                    && self.allowed() == other.allowed()
+            }
+        }
     }
 }
 
@@ -57,55 +116,83 @@ impl ExplicitSet {
 
     /// Builds from members in ascending order with their latest choice.
     pub fn from_sorted(latest: impl IntoIterator<Item = (MemberId, bool)>) -> Self {
-        let mut set = Self::new();
+        let mut chosen = RoaringTreemap::new();
+        let mut allowed_set = RoaringTreemap::new();
         for (member, allowed) in latest {
             // Appending in order is the fast path of the bitmap; out of order falls back.
-            push_or_insert(&mut set.chosen, member.get());
+            push_or_insert(&mut chosen, member.get());
             if allowed {
-                push_or_insert(&mut set.allowed, member.get());
+                push_or_insert(&mut allowed_set, member.get());
             }
         }
-        set
+        Self::with_layout(Layout::Bitmaps(Bitmaps::new(chosen, allowed_set)))
     }
 
     pub fn from_bitmaps(allowed: RoaringTreemap, denied: RoaringTreemap) -> Self {
+        let chosen = &allowed | &denied;
+        Self::with_layout(Layout::Bitmaps(Bitmaps::new(chosen, allowed)))
+    }
+
+    fn with_layout(layout: Layout) -> Self {
         ExplicitSet {
-            chosen: &allowed | &denied,
-            allowed,
-            ..Self::default()
+            layout,
+            dense_limits: DenseLimits::default(),
         }
     }
 
     pub fn set(&mut self, member: MemberId, allowed: bool) {
-        self.chosen.insert(member.get());
-        if allowed {
-            self.allowed.insert(member.get());
-        } else {
-            self.allowed.remove(member.get());
-        }
-        self.denied = OnceLock::new();
-        self.update_dense(member.get(), Some(allowed));
+        self.change(member.get(), Some(allowed));
     }
 
     pub fn remove(&mut self, member: MemberId) {
-        self.chosen.remove(member.get());
-        self.allowed.remove(member.get());
-        self.denied = OnceLock::new();
-        self.update_dense(member.get(), None);
+        self.change(member.get(), None);
     }
 
-    /// Keeps the dense layout in step with a change of `id` already made to the bitmaps.
-    fn update_dense(&mut self, id: u64, state: Option<bool>) {
-        let chosen = &self.chosen;
-        let keep = match self.dense.get_mut() {
-            None => return,
-            Some(Some(dense)) => dense.set(id, state, || chosen.len(), &self.dense_limits),
-            // Refused for the set as it was; decide again for the set as it is.
-            Some(None) => false,
-        };
-        if !keep {
-            self.dense = OnceLock::new();
+    fn change(&mut self, id: u64, state: Option<bool>) {
+        // A dense layout built beside the bitmaps becomes the only copy now.
+        self.switch_to_built_dense();
+        if let Layout::Dense(dense) = &mut self.layout {
+            if dense.set(id, state, &self.dense_limits) {
+                return;
+            }
+            // Beyond the limits: back to bitmaps, which take any id.
+            self.layout = Layout::Bitmaps(bitmaps_of(dense));
         }
+        let Layout::Bitmaps(bitmaps) = &mut self.layout else {
+            return;
+        };
+        match state {
+            Some(allowed) => {
+                bitmaps.chosen.insert(id);
+                if allowed {
+                    bitmaps.allowed.insert(id);
+                } else {
+                    bitmaps.allowed.remove(id);
+                }
+            }
+            None => {
+                bitmaps.chosen.remove(id);
+                bitmaps.allowed.remove(id);
+            }
+        }
+        bitmaps.changed();
+    }
+
+    /// If a dense layout was built beside the bitmaps, keeps it alone.
+    fn switch_to_built_dense(&mut self) {
+        if let Layout::Bitmaps(bitmaps) = &mut self.layout {
+            if let Some(Some(dense)) = bitmaps.dense.take() {
+                self.layout = Layout::Dense(dense);
+            }
+        }
+    }
+
+    /// Builds the dense layout if the limits allow and keeps it as the only copy (the
+    /// bitmaps are dropped). False when the limits do not allow one; the bitmaps stay.
+    pub fn switch_to_dense(&mut self) -> bool {
+        self.prepare_dense();
+        self.switch_to_built_dense();
+        matches!(self.layout, Layout::Dense(_))
     }
 
     /// The limits deciding whether a dense layout is built and kept.
@@ -113,22 +200,40 @@ impl ExplicitSet {
         self.dense_limits
     }
 
-    /// Changes the limits; a dense layout already built is dropped.
+    /// Changes the limits; the set goes back to bitmaps (a dense layout is built again on
+    /// demand, under the new limits).
     pub fn set_dense_limits(&mut self, limits: DenseLimits) {
         self.dense_limits = limits;
-        self.dense = OnceLock::new();
+        match &mut self.layout {
+            Layout::Dense(dense) => self.layout = Layout::Bitmaps(bitmaps_of(dense)),
+            Layout::Bitmaps(bitmaps) => bitmaps.dense = OnceLock::new(),
+        }
     }
 
     /// The dense layout, building it now if the limits allow (whatever the checks so far).
     pub fn prepare_dense(&self) -> Option<&DenseStates> {
-        self.dense
-            .get_or_init(|| DenseStates::build(&self.chosen, &self.allowed, &self.dense_limits))
-            .as_ref()
+        match &self.layout {
+            Layout::Dense(dense) => Some(dense),
+            Layout::Bitmaps(bitmaps) => bitmaps
+                .dense
+                .get_or_init(|| {
+                    DenseStates::build(&bitmaps.chosen, &bitmaps.allowed, &self.dense_limits)
+                })
+                .as_ref(),
+        }
     }
 
     /// The dense layout, if built.
     pub fn dense(&self) -> Option<&DenseStates> {
-        self.dense.get().and_then(Option::as_ref)
+        match &self.layout {
+            Layout::Dense(dense) => Some(dense),
+            Layout::Bitmaps(bitmaps) => bitmaps.built_dense(),
+        }
+    }
+
+    /// Whether the dense layout is the only copy held (no bitmaps in memory).
+    pub fn is_dense_only(&self) -> bool {
+        matches!(self.layout, Layout::Dense(_))
     }
 
     /// Bytes of the dense layout (0 when none is built).
@@ -139,26 +244,35 @@ impl ExplicitSet {
     /// The dense layout for a batch of `ids` checks: built once the ids checked through
     /// the bitmaps make it worthwhile ([`DenseLimits::checked_ids_before_build_min`]).
     pub(crate) fn dense_for_batch(&self, ids: usize) -> Option<&DenseStates> {
-        if let Some(built) = self.dense.get() {
+        let bitmaps = match &self.layout {
+            Layout::Dense(dense) => return Some(dense),
+            Layout::Bitmaps(bitmaps) => bitmaps,
+        };
+        if let Some(built) = bitmaps.dense.get() {
             return built.as_ref();
         }
         let ids = ids as u64;
-        let checked = self.bitmap_checked_ids.fetch_add(ids, Ordering::Relaxed) + ids;
+        let checked = bitmaps.checked_ids.fetch_add(ids, Ordering::Relaxed) + ids;
         if checked < self.dense_limits.checked_ids_before_build(self.len()) {
             return None;
         }
         self.prepare_dense()
     }
 
-    /// The member's state code through the bitmaps: 0 no choice, 1 allowed, 2 denied.
+    /// The member's state code: 0 no choice, 1 allowed, 2 denied. Searches the bitmaps
+    /// even when a dense layout is built beside them (the batch path without one).
     #[inline]
     pub(crate) fn bitmap_state_code(&self, id: u64) -> u64 {
-        if !self.chosen.contains(id) {
+        let bitmaps = match &self.layout {
+            Layout::Dense(dense) => return dense.state_code(id),
+            Layout::Bitmaps(bitmaps) => bitmaps,
+        };
+        if !bitmaps.chosen.contains(id) {
             0
-        } else if self.allowed.contains(id) {
-            1
+        } else if bitmaps.allowed.contains(id) {
+            STATE_ALLOWED
         } else {
-            2
+            STATE_DENIED
         }
     }
 
@@ -172,41 +286,77 @@ impl ExplicitSet {
         };
         match code {
             0 => None,
-            code => Some(code == 1),
+            code => Some(code == STATE_ALLOWED),
         }
     }
 
-    /// Members whose latest explicit choice allows.
-    pub fn allowed(&self) -> &RoaringTreemap {
-        &self.allowed
+    /// Members whose latest explicit choice allows (built from the dense layout when that
+    /// is the only copy).
+    pub fn allowed(&self) -> Cow<'_, RoaringTreemap> {
+        match &self.layout {
+            Layout::Bitmaps(bitmaps) => Cow::Borrowed(&bitmaps.allowed),
+            Layout::Dense(dense) => Cow::Owned(dense.ids_in_state(|code| code == STATE_ALLOWED)),
+        }
     }
 
     /// Members whose latest explicit choice denies.
-    pub fn denied(&self) -> &RoaringTreemap {
-        self.denied.get_or_init(|| &self.chosen - &self.allowed)
+    pub fn denied(&self) -> Cow<'_, RoaringTreemap> {
+        match &self.layout {
+            Layout::Bitmaps(bitmaps) => Cow::Borrowed(
+                bitmaps
+                    .denied
+                    .get_or_init(|| &bitmaps.chosen - &bitmaps.allowed),
+            ),
+            Layout::Dense(dense) => Cow::Owned(dense.ids_in_state(|code| code == STATE_DENIED)),
+        }
     }
 
     /// Members with an explicit choice.
-    pub fn chosen(&self) -> &RoaringTreemap {
-        &self.chosen
+    pub fn chosen(&self) -> Cow<'_, RoaringTreemap> {
+        match &self.layout {
+            Layout::Bitmaps(bitmaps) => Cow::Borrowed(&bitmaps.chosen),
+            Layout::Dense(dense) => Cow::Owned(dense.ids_in_state(|code| code != 0)),
+        }
     }
 
     pub fn len(&self) -> u64 {
-        self.chosen.len()
+        match &self.layout {
+            Layout::Bitmaps(bitmaps) => bitmaps.chosen.len(),
+            Layout::Dense(dense) => dense.members(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.chosen.is_empty()
+        self.len() == 0
     }
 
-    /// Bytes of the stored bitmaps in their serialized (portable) form: a close measure of
-    /// their size in memory.
+    /// Bytes of the bitmaps held, in their serialized (portable) form: a close measure of
+    /// their size in memory (0 when the dense layout is the only copy).
     pub fn serialized_bytes(&self) -> usize {
-        self.chosen.serialized_size() + self.allowed.serialized_size()
+        match &self.layout {
+            Layout::Bitmaps(bitmaps) => {
+                bitmaps.chosen.serialized_size() + bitmaps.allowed.serialized_size()
+            }
+            Layout::Dense(_) => 0,
+        }
+    }
+
+    /// Bytes held for the set: the bitmaps (serialized size) and any dense layout.
+    pub fn memory_bytes(&self) -> usize {
+        self.serialized_bytes() + self.dense_bytes()
     }
 }
 
-fn push_or_insert(bitmap: &mut RoaringTreemap, value: u64) {
+/// The bitmap layout of what a dense layout holds.
+fn bitmaps_of(dense: &DenseStates) -> Bitmaps {
+    Bitmaps::new(
+        dense.ids_in_state(|code| code != 0),
+        dense.ids_in_state(|code| code == STATE_ALLOWED),
+    )
+}
+
+/// Appends `value` when it is above the maximum (the bitmap's fast path), else inserts.
+pub(crate) fn push_or_insert(bitmap: &mut RoaringTreemap, value: u64) {
     if bitmap.try_push(value).is_err() {
         bitmap.insert(value);
     }
@@ -249,8 +399,48 @@ mod tests {
             inserted.set(member, allowed);
         }
         assert_eq!(built, inserted);
-        let rebuilt = ExplicitSet::from_bitmaps(built.allowed().clone(), built.denied().clone());
+        let rebuilt =
+            ExplicitSet::from_bitmaps(built.allowed().into_owned(), built.denied().into_owned());
         assert_eq!(rebuilt, built);
         assert_eq!(rebuilt.denied().iter().collect::<Vec<_>>(), [5, u64::MAX]);
+    }
+
+    #[test]
+    fn a_dense_set_holds_no_bitmaps_and_goes_back_to_them_for_a_far_id() {
+        let base = 3 << 32;
+        let pairs: Vec<_> = (0..100)
+            .map(|i| (MemberId(base + i * 4), i % 3 == 0))
+            .collect();
+        let mut set = ExplicitSet::from_sorted(pairs.iter().copied());
+        let bitmaps = (set.allowed().into_owned(), set.denied().into_owned());
+        assert!(set.switch_to_dense());
+        assert!(set.is_dense_only());
+        assert_eq!(set.serialized_bytes(), 0);
+        assert_eq!(set.memory_bytes(), set.dense_bytes());
+        assert_eq!(set.len(), 100);
+        assert_eq!(
+            *set.allowed(),
+            bitmaps.0,
+            "built back from the dense layout"
+        );
+        assert_eq!(*set.denied(), bitmaps.1);
+        set.set(MemberId(base + 1), true);
+        set.remove(MemberId(base));
+        assert!(set.is_dense_only(), "changes within the limits stay dense");
+        assert_eq!(set.get(MemberId(base + 1)), Some(true));
+        assert_eq!(set.get(MemberId(base)), None);
+        set.set(MemberId(7), false);
+        assert!(!set.is_dense_only(), "an id far below: back to bitmaps");
+        assert_eq!(set.get(MemberId(7)), Some(false));
+        assert_eq!(set.get(MemberId(base + 1)), Some(true));
+        assert_eq!(set.len(), 101);
+        // A dense layout built beside the bitmaps (by a check) becomes the only copy at
+        // the next change.
+        let mut set = ExplicitSet::from_sorted(pairs);
+        assert!(set.prepare_dense().is_some());
+        assert!(!set.is_dense_only());
+        set.set(MemberId(base + 2), false);
+        assert!(set.is_dense_only());
+        assert_eq!(set.get(MemberId(base + 2)), Some(false));
     }
 }

@@ -208,8 +208,8 @@ pub fn export_snapshot(
         let path = out_dir.join(&name);
         let temporary = out_dir.join(format!(".{name}.partial"));
         match format {
-            ExportFormat::Roaring => write_roaring(bitmap, &temporary)?,
-            ExportFormat::Parquet => write_parquet(bitmap, &temporary)?,
+            ExportFormat::Roaring => write_roaring(&bitmap, &temporary)?,
+            ExportFormat::Parquet => write_parquet(&bitmap, &temporary)?,
         }
         let (bytes, sha256) = digest_file(&temporary)?;
         fs::rename(&temporary, &path).map_err(io(&path))?;

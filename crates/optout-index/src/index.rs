@@ -335,15 +335,16 @@ impl ConsentIndex {
         }
     }
 
-    /// Builds the purpose's dense layout now instead of on first need; false when the
-    /// limits do not allow one (or the purpose has no choices).
-    pub fn prepare_dense(&self, purpose: &Purpose) -> bool {
+    /// Builds the purpose's dense layout now instead of on first need, and keeps it as the
+    /// purpose's only copy of the choices (see [`ExplicitSet::switch_to_dense`]); false
+    /// when the limits do not allow one (or the purpose has no choices).
+    pub fn prepare_dense(&mut self, purpose: &Purpose) -> bool {
         self.purposes
-            .get(purpose)
-            .is_some_and(|state| state.explicit.prepare_dense().is_some())
+            .get_mut(purpose)
+            .is_some_and(|state| state.explicit.switch_to_dense())
     }
 
-    /// Bytes of all dense layouts built (on top of [`ConsentIndex::bitmap_bytes`]).
+    /// Bytes of all dense layouts built (beside or instead of the bitmaps).
     pub fn dense_bytes(&self) -> usize {
         self.purposes
             .values()
@@ -364,11 +365,19 @@ impl ConsentIndex {
             .sum()
     }
 
-    /// Bytes of all bitmaps (serialized size, close to their size in memory).
+    /// Bytes of all bitmaps held (serialized size, close to their size in memory).
     pub fn bitmap_bytes(&self) -> usize {
         self.purposes
             .values()
             .map(|state| state.explicit.serialized_bytes())
+            .sum()
+    }
+
+    /// Bytes held for the explicit choices of every purpose: bitmaps and dense layouts.
+    pub fn memory_bytes(&self) -> usize {
+        self.purposes
+            .values()
+            .map(|state| state.explicit.memory_bytes())
             .sum()
     }
 }

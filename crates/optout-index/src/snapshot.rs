@@ -140,8 +140,8 @@ impl Snapshot {
             cutoff: self.cutoff,
             position: self.position,
             ledger_hash: self.head_hash,
-            allowed: serialize(self.explicit.allowed())?,
-            denied: serialize(self.explicit.denied())?,
+            allowed: serialize(&self.explicit.allowed())?,
+            denied: serialize(&self.explicit.denied())?,
             created_at: now,
         })?;
         Ok(())

@@ -471,6 +471,8 @@ enum SetOp {
     Check(Vec<u64>),
     /// Build the dense layout now.
     Prepare,
+    /// Build the dense layout and keep it alone (the bitmaps dropped).
+    SwitchToDense,
 }
 
 fn set_op_strategy() -> impl Strategy<Value = SetOp> {
@@ -479,6 +481,7 @@ fn set_op_strategy() -> impl Strategy<Value = SetOp> {
             .prop_map(|(id, state)| SetOp::Set(id, state)),
         2 => prop::collection::vec(model_id_strategy(), 0..20).prop_map(SetOp::Check),
         1 => Just(SetOp::Prepare),
+        1 => Just(SetOp::SwitchToDense),
     ]
 }
 
@@ -487,9 +490,10 @@ proptest! {
 
     // Batch checks through `ExplicitSet` agree with the pure rule over a model of the latest
     // choices, whichever path answers: the bitmaps, a dense layout built before or after
-    // changes, grown up or down to new ids, or dropped when a change takes it beyond its
-    // limits. Ids above 2^32, at the top of the id space and outside the dense range are
-    // all asked about.
+    // changes, kept alone (the bitmaps dropped, and built back from it for snapshots and
+    // exports), grown up or down to new ids, or dropped when a change takes it beyond its
+    // limits (bitmaps again). Ids above 2^32, at the top of the id space and outside the
+    // dense range are all asked about.
     #[test]
     fn explicit_set_batches_agree_with_the_rule(
         ops in prop::collection::vec(set_op_strategy(), 1..60),
@@ -541,7 +545,25 @@ proptest! {
                 SetOp::Prepare => {
                     set.prepare_dense();
                 }
+                SetOp::SwitchToDense => {
+                    let switched = set.switch_to_dense();
+                    prop_assert_eq!(switched, set.is_dense_only());
+                    prop_assert_eq!(switched, set.dense().is_some());
+                }
                 SetOp::Check(extra) => {
+                    // The bitmaps, held or built from the dense layout, are the model's.
+                    let allowed: Vec<u64> = set.allowed().iter().collect();
+                    let denied: Vec<u64> = set.denied().iter().collect();
+                    let chosen: Vec<u64> = set.chosen().iter().collect();
+                    let mut want_allowed: Vec<u64> = model.iter().filter(|(_, &allowed)| allowed).map(|(&id, _)| id).collect();
+                    let mut want_denied: Vec<u64> = model.iter().filter(|(_, &allowed)| !allowed).map(|(&id, _)| id).collect();
+                    let mut want_chosen: Vec<u64> = model.keys().copied().collect();
+                    want_allowed.sort_unstable();
+                    want_denied.sort_unstable();
+                    want_chosen.sort_unstable();
+                    prop_assert_eq!(allowed, want_allowed);
+                    prop_assert_eq!(denied, want_denied);
+                    prop_assert_eq!(chosen, want_chosen);
                     let ids: Vec<u64> = model.keys().copied().chain(extra).chain([0, u64::MAX]).collect();
                     let members: Vec<MemberId> = ids.iter().map(|&id| MemberId(id)).collect();
                     let jurisdictions: Vec<_> = (0..ids.len()).map(|i| places[i % places.len()]).collect();

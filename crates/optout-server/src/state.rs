@@ -71,10 +71,11 @@ struct IndexState {
 
 impl LiveIndex {
     pub fn build(ledger: &dyn Ledger) -> Result<Self, IndexError> {
-        let index = ConsentIndex::build(ledger)?;
+        let mut index = ConsentIndex::build(ledger)?;
         let policies = Arc::new(index.policies().clone());
-        // Build the batch-check layouts now: built lazily, the first large consent:check
-        // would build one under the read lock and hold appends back meanwhile.
+        // Build the batch-check layouts now (they replace the bitmaps): built lazily, the
+        // first large consent:check would build one under the read lock and hold appends
+        // back meanwhile.
         for purpose in policies.defined_purposes() {
             index.prepare_dense(purpose);
         }

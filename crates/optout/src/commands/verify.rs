@@ -163,7 +163,7 @@ pub fn run(data_dir: &DataDir, args: &DatasetVerifyArgs, quiet: bool) -> CliResu
     let retraction = match &args.since_cutoff {
         Some(path) => {
             let current = snapshot_at(&opened, &purpose, now, None, quiet)?;
-            let opted_out_since = &report.members & current.explicit.denied();
+            let opted_out_since = &report.members & current.explicit.denied().as_ref();
             write_member_list(path, &opted_out_since).map_err(gate_error)?;
             Some(json!({ "file": path, "members": opted_out_since.len() }))
         }
