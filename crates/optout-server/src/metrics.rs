@@ -53,7 +53,7 @@ pub struct GaugeFigures {
     pub writer_largest_batch_events: Option<u64>,
     pub index_applied_position: u64,
     pub index_explicit_members: u64,
-    pub index_bitmap_bytes: u64,
+    pub index_memory_bytes: u64,
     pub ledger_head_position: u64,
 }
 
@@ -167,9 +167,9 @@ impl ServiceMetrics {
                 gauges.index_explicit_members,
             ),
             (
-                "optout_index_bitmap_bytes",
-                "Serialized size of the index's bitmaps.",
-                gauges.index_bitmap_bytes,
+                "optout_index_memory_bytes",
+                "Bytes the index holds for explicit choices: bitmaps (serialized size) and dense layouts.",
+                gauges.index_memory_bytes,
             ),
         ];
         for (name, help, value) in gauges_list {

@@ -284,13 +284,13 @@ impl AppState {
     pub fn gauges(&self) -> GaugeFigures {
         use std::sync::atomic::Ordering::Relaxed;
         let writer = self.shared.ledger.writer_metrics();
-        let (explicit_members, bitmap_bytes, applied) = self
+        let (explicit_members, memory_bytes, applied) = self
             .shared
             .index
             .read(|index| {
                 (
                     index.explicit_members(),
-                    index.bitmap_bytes() as u64,
+                    index.memory_bytes() as u64,
                     index.applied_position().get(),
                 )
             })
@@ -303,7 +303,7 @@ impl AppState {
             writer_largest_batch_events: writer.map(|w| w.largest_batch_events.load(Relaxed)),
             index_applied_position: applied,
             index_explicit_members: explicit_members,
-            index_bitmap_bytes: bitmap_bytes,
+            index_memory_bytes: memory_bytes,
             ledger_head_position: self
                 .ledger()
                 .head()

@@ -289,6 +289,7 @@ async fn health_readiness_and_metrics() {
         "optout_ledger_largest_batch_events",
         "optout_index_explicit_members 1",
         "optout_index_applied_position 2",
+        "optout_index_memory_bytes ",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
