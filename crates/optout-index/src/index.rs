@@ -64,6 +64,13 @@ struct PurposeState {
     newest_at: Option<Timestamp>,
 }
 
+impl PurposeState {
+    /// No applied choice is later than `at`: the latest choices are the ones at `at`.
+    fn is_current_at(&self, at: Timestamp) -> bool {
+        self.newest_at.is_none_or(|newest| at >= newest)
+    }
+}
+
 /// An answer from the index.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Check {
@@ -260,8 +267,7 @@ impl ConsentIndex {
     pub fn is_current_at(&self, purpose: &Purpose, at: Timestamp) -> bool {
         self.purposes
             .get(purpose)
-            .and_then(|state| state.newest_at)
-            .is_none_or(|newest| at >= newest)
+            .is_none_or(|state| state.is_current_at(at))
     }
 
     /// May `member`'s data be used for `purpose` as of `at`?
@@ -295,7 +301,7 @@ impl ConsentIndex {
             return Ok(None);
         };
         let current = state.explicit.get(member);
-        if current.is_none() || self.is_current_at(purpose, at) {
+        if current.is_none() || state.is_current_at(at) {
             return Ok(current);
         }
         let history = member_history(ledger, member, purpose, self.applied)?;
