@@ -127,14 +127,6 @@ impl GatePlan {
                 "JSON Lines input can be written as JSON Lines only (--format jsonl)".into(),
             ));
         }
-        let output_schema = output_schema(&request, &parquet, output_format)?;
-        let rows_total = if all_json {
-            None
-        } else if parquet.iter().all(Option::is_some) {
-            Some(parquet.iter().flatten().map(ParquetInput::rows).sum())
-        } else {
-            None
-        };
         let field_names: Vec<&str> = request.fields.iter().map(String::as_str).collect();
         let mut distinct = Vec::new();
         for input in parquet.iter().flatten() {
@@ -144,6 +136,33 @@ impl GatePlan {
                 }
             }
         }
+        if output_format == FileFormat::Parquet {
+            // Lists of few distinct strings as dictionaries, in every input alike (the
+            // output schema must be the same for all).
+            let mut lists: Option<Vec<String>> = None;
+            for input in parquet.iter().flatten() {
+                let these = input.dictionary_string_lists(&field_names, &distinct);
+                lists = Some(match lists {
+                    None => these,
+                    Some(known) => known
+                        .into_iter()
+                        .filter(|name| these.contains(name))
+                        .collect(),
+                });
+            }
+            let lists = lists.unwrap_or_default();
+            for input in parquet.iter_mut().flatten() {
+                input.read_as_dictionary_lists(&lists);
+            }
+        }
+        let output_schema = output_schema(&request, &parquet, output_format)?;
+        let rows_total = if all_json {
+            None
+        } else if parquet.iter().all(Option::is_some) {
+            Some(parquet.iter().flatten().map(ParquetInput::rows).sum())
+        } else {
+            None
+        };
         let properties = writer_properties(&request.id_column, &distinct)?;
         Ok(GatePlan {
             request,
