@@ -30,6 +30,82 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// Rows per output row group; bounds what a writer buffers (compressed) in memory.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 256 * 1024;
 
+/// Bytes written to a part between two requests to the background writeback thread.
+const WRITEBACK_BYTES: u64 = 32 << 20;
+
+/// A part's file whose data goes to disk while the worker writes on: every
+/// [`WRITEBACK_BYTES`] a thread of its own (blocked on the disk, not using a core) syncs
+/// what was written so far, so the closing `fsync`, on the run's critical path, only has
+/// the tail left to write.
+struct SyncingFile {
+    file: File,
+    unsynced: u64,
+    request: Option<std::sync::mpsc::SyncSender<()>>,
+    writeback: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl SyncingFile {
+    fn new(file: File) -> std::io::Result<SyncingFile> {
+        let background = file.try_clone()?;
+        // One pending request at most: a request made while a sync runs is covered by
+        // the next one.
+        let (request, requests) = std::sync::mpsc::sync_channel::<()>(1);
+        let writeback = std::thread::Builder::new()
+            .name("part-writeback".into())
+            .spawn(move || {
+                for () in requests {
+                    background.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(SyncingFile {
+            file,
+            unsynced: 0,
+            request: Some(request),
+            writeback: Some(writeback),
+        })
+    }
+
+    /// Stops the writeback thread (reporting any failure it met) and syncs the rest.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.stop()?;
+        self.file.sync_all()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        drop(self.request.take());
+        match self.writeback.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the writeback thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SyncingFile {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl Write for SyncingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.unsynced += written as u64;
+        if self.unsynced >= WRITEBACK_BYTES {
+            self.unsynced = 0;
+            if let Some(request) = &self.request {
+                let _ = request.try_send(());
+            }
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// A finished output part.
 #[derive(Clone, Debug)]
 pub struct WrittenPart {
@@ -42,9 +118,9 @@ pub struct WrittenPart {
 }
 
 enum Sink {
-    Parquet(Box<ArrowWriter<HashingWriter<File>>>),
+    Parquet(Box<ArrowWriter<HashingWriter<SyncingFile>>>),
     JsonLines {
-        out: BufWriter<HashingWriter<File>>,
+        out: Box<BufWriter<HashingWriter<SyncingFile>>>,
         /// Each column's name as a JSON key followed by `:`, encoded once.
         keys: Vec<Vec<u8>>,
     },
@@ -117,6 +193,10 @@ impl PartWriter {
             path: temporary.clone(),
             error,
         })?;
+        let file = SyncingFile::new(file).map_err(|error| GateError::Write {
+            path: temporary.clone(),
+            error,
+        })?;
         let hashing = HashingWriter::new(file);
         let sink = match format {
             FileFormat::Parquet => {
@@ -131,7 +211,7 @@ impl PartWriter {
                 Sink::Parquet(Box::new(writer))
             }
             FileFormat::JsonLines => Sink::JsonLines {
-                out: BufWriter::with_capacity(1 << 20, hashing),
+                out: Box::new(BufWriter::with_capacity(1 << 20, hashing)),
                 keys: schema
                     .fields()
                     .iter()
@@ -227,7 +307,7 @@ impl PartWriter {
             }
         };
         let (file, bytes, sha256) = hashing.finish();
-        file.sync_all().map_err(io)?;
+        file.finish().map_err(io)?;
         Ok(WrittenPart {
             name: self.name,
             temporary: self.temporary,
