@@ -1,9 +1,11 @@
 //! The consent index: "may member M's data be used for purpose P as of T", answered from
 //! memory at bitmap speed, exactly as `optout_core::consent::decide` says.
 //!
-//! - [`ExplicitSet`]: each member's latest explicit choice, as two compressed bitmaps.
+//! - [`ExplicitSet`]: each member's latest explicit choice, as two compressed bitmaps or,
+//!   once large batch checks use it, as a [`DenseStates`] layout alone.
 //! - [`DenseStates`]: the same choices as 2 bits per id over a range, built from the
-//!   bitmaps for large batch checks when the ids are dense enough ([`DenseLimits`]).
+//!   bitmaps when the ids are dense enough ([`DenseLimits`]) and then replacing them
+//!   (bitmaps are built back from it for snapshots and exports).
 //! - [`DecisionTable`]: the rule resolved for one (purpose, time): for each jurisdiction,
 //!   the answer with no choice, with an allow, with a deny. Built by calling the pure rule,
 //!   so the index cannot disagree with it.
