@@ -17,6 +17,7 @@ pub mod purpose;
 pub mod receipt;
 pub mod signing;
 pub mod source;
+pub mod splitmix;
 pub mod time;
 
 pub use chain::{ChainHead, EventHash};

@@ -12,6 +12,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use optout_core::splitmix::mix64;
 use optout_core::MemberId;
 
 /// Probes per key.
@@ -63,14 +64,6 @@ impl KeyFilter {
 
 fn word_index(bit: u64) -> usize {
     usize::try_from(bit / 64).unwrap_or(usize::MAX)
-}
-
-/// The splitmix64 finaliser.
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use optout_core::splitmix::SplitMix64;
 use optout_core::{Clock, Jurisdiction, MemberId, SystemClock};
 use optout_server::token::{TokenKey, TokenRules};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -86,19 +87,6 @@ fn options() -> Options {
         "the load generator only targets loopback addresses"
     );
     options
-}
-
-/// splitmix64, seeded per connection: deterministic request contents.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 const JURISDICTIONS: [&str; 8] = ["US", "US", "US", "IN", "BR", "DE", "GB", "FR"];

@@ -7,6 +7,7 @@ use optout_core::{Actor, Jurisdiction, Source, Timestamp};
 
 use crate::conformance::choice;
 use crate::NewEvent;
+use optout_core::splitmix::mix64;
 
 /// Member ids are drawn from 1..=4 000 000, like the shared workload for a million members,
 /// in pseudo-random order so the (member, purpose) index is updated at random places.
@@ -18,14 +19,6 @@ const NOTICE_VERSION: &str = "ai_training-2023-10-16";
 /// 2023-01-01T00:00:00Z .. 2025-06-30T00:00:00Z: when imported choices were made.
 const IMPORT_FROM_US: i64 = 1_672_531_200_000_000;
 const IMPORT_SPAN_US: u64 = 78_796_800_000_000;
-
-/// The splitmix64 finaliser: a cheap deterministic scramble of a sequence number.
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn pick<T: Copy>(items: &[T], random: u64) -> Option<T> {
     let len = u64::try_from(items.len()).ok()?.max(1);

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{crash_seed, optout, path_str, run_args, Scratch, SplitMix64};
+use common::{crash_seed, optout, path_str, run_args, Scratch};
+use optout_core::splitmix::SplitMix64;
 use serde_json::Value;
 
 const ROUNDS: u64 = 5;

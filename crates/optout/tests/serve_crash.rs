@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{crash_seed, Scratch, SplitMix64};
+use common::{crash_seed, Scratch};
+use optout_core::splitmix::SplitMix64;
 use serde_json::Value;
 use serve_support::{member_token, request, Server};
 

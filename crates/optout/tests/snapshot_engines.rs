@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{micros, path_str, python_with, Run, Scratch};
+use optout_core::splitmix::SplitMix64 as SplitMix;
 use serde_json::{json, Value};
 
 const PURPOSE: &str = "ai_training";
@@ -124,21 +125,14 @@ fn rfc3339(us: i64) -> String {
 // A deterministic generator
 // ---------------------------------------------------------------------------------------
 
-struct SplitMix(u64);
+/// The draws these tests make, on top of the shared splitmix64 stream.
+trait Draws {
+    fn chance(&mut self, percent: u64) -> bool;
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T;
+    fn shuffle<T>(&mut self, items: &mut [T]);
+}
 
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
+impl Draws for SplitMix {
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }

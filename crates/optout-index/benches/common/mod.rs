@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+pub use optout_core::splitmix::mix64;
 use optout_core::{
     ChainHead, DatasetRecord, EventHash, Jurisdiction, LedgerPosition, MemberId, PolicyRecord,
     Purpose, SealedEvent, Timestamp,
@@ -57,15 +58,6 @@ const COUNTRIES: [(&str, u64, bool); 16] = [
 const COUNTRY_SALT: u64 = 0x636f_756e_7472_7921;
 const EXPLICIT_SALT: u64 = 0x6578_706c_6963_6974;
 const EVENT_SALT: u64 = 0x6576_656e_7473_2121;
-
-/// The splitmix64 finaliser (as in shared/bench): a cheap deterministic scramble.
-#[inline]
-pub fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 pub fn purpose() -> Purpose {
     Purpose::new(PURPOSE).unwrap()

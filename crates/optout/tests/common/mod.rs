@@ -307,24 +307,6 @@ pub fn python_with(modules: &[&str], needed_by: &str) -> Option<String> {
     ))
 }
 
-/// splitmix64: a small deterministic stream (crash tests draw their kill moments from it).
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `low..=high`.
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-}
-
 /// The crash tests' seed: `OPTOUT_CRASH_SEED` to replay a run, else fresh.
 pub fn crash_seed() -> u64 {
     if let Ok(text) = std::env::var("OPTOUT_CRASH_SEED") {

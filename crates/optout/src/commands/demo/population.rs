@@ -10,23 +10,7 @@ use optout_store::{ChoiceTime, Ledger, NewEvent};
 
 use crate::exit::CliResult;
 use crate::progress;
-
-/// splitmix64: a deterministic stream of well-mixed numbers.
-pub struct Sequence(pub u64);
-
-impl Sequence {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-}
+pub use optout_core::splitmix::SplitMix64 as Sequence;
 
 /// Where members live, in per-mille: roughly a large professional network's spread, with
 /// a quarter of the members in opt-in jurisdictions (EU, Switzerland, the UK).
