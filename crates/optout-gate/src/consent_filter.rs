@@ -3,8 +3,9 @@
 //! A row's verdict needs the member's explicit state (none, allowed, denied) and the
 //! rule for the row's jurisdiction. The snapshot keeps explicit choices in Roaring
 //! treemaps, where a lookup walks a B-tree and a container; the filter copies them into
-//! a dense array of two-bit states over the span of member ids that have a choice (ids
-//! outside the span have none), so a lookup is one word read from one cache line. The decision table is flattened into one
+//! the index's dense layout ([`DenseStates`]: two-bit states over the span of member ids
+//! that have a choice; ids outside it have none), so a lookup is one word read from one
+//! cache line. The decision table is flattened into one
 //! byte per (jurisdiction slot, explicit state) holding the verdict, computed from
 //! `DecisionTable::allowed` and `basis`, so the filter cannot disagree with the rule.
 //! When the ids with choices spread over more than `DENSE_SPAN_IDS_MAX`, the filter
@@ -12,69 +13,31 @@
 
 use optout_core::{Jurisdiction, MemberId};
 use optout_index::decision_table::ExplicitState;
-use optout_index::{ExplicitSet, Snapshot};
+use optout_index::{DenseLimits, DenseStates, ExplicitSet, Snapshot};
 
 use crate::outcome::Verdict;
 
 /// One slot per two-letter code (26 × 26) and one for a missing or malformed jurisdiction.
 pub const JURISDICTION_SLOTS: usize = 26 * 26 + 1;
 pub const MISSING_JURISDICTION: u16 = 26 * 26;
-/// Span of the dense state array: 2^29 ids, 128 MiB at two bits an id.
+/// Span of the dense state array: 2^29 ids, 128 MiB at two bits an id (plus growth room
+/// the gate does not use).
 const DENSE_SPAN_IDS_MAX: u64 = 1 << 29;
 
-struct DenseExplicit {
-    base: u64,
-    span: u64,
-    /// Two bits per id from `base`, 32 ids a word: the `ExplicitState` code (none 0,
-    /// allowed 1, denied 2), so a lookup is one load from one array.
-    states: Vec<u64>,
-}
-
-impl DenseExplicit {
-    fn build(explicit: &ExplicitSet) -> Option<DenseExplicit> {
-        let chosen = explicit.chosen();
-        let (base, span) = match (chosen.min(), chosen.max()) {
-            (Some(min), Some(max)) => (min, (max - min).checked_add(1)?),
-            _ => (0, 0),
-        };
-        if span > DENSE_SPAN_IDS_MAX {
-            return None;
-        }
-        let mut states = vec![0u64; usize::try_from(span.div_ceil(32)).ok()?];
-        // Every chosen member denied first, then the allowed ones (a subset) flipped.
-        for (members, state) in [
-            (chosen, ExplicitState::Denied),
-            (explicit.allowed(), ExplicitState::Allowed),
-        ] {
-            for id in members.iter() {
-                let offset = id - base;
-                let shift = (offset & 31) * 2;
-                if let Some(word) = states.get_mut((offset >> 5) as usize) {
-                    *word = (*word & !(3 << shift)) | ((state as u64) << shift);
-                }
-            }
-        }
-        Some(DenseExplicit { base, span, states })
-    }
-
-    #[inline]
-    fn state(&self, id: u64) -> usize {
-        let offset = id.wrapping_sub(self.base);
-        if offset >= self.span {
-            return ExplicitState::None as usize;
-        }
-        let word = self
-            .states
-            .get((offset >> 5) as usize)
-            .copied()
-            .unwrap_or(0);
-        ((word >> ((offset & 31) * 2)) & 3) as usize
-    }
+/// The gate's dense layout: any density, as long as the ids with choices fit in
+/// `DENSE_SPAN_IDS_MAX` (a run is short-lived; its memory is bounded by the span).
+fn dense_states(explicit: &ExplicitSet) -> Option<DenseStates> {
+    let limits = DenseLimits {
+        span_ids_max: DENSE_SPAN_IDS_MAX,
+        span_ids_per_member_max: u64::MAX,
+        ..DenseLimits::default()
+    };
+    DenseStates::build(&explicit.chosen(), &explicit.allowed(), &limits)
 }
 
 pub struct ConsentFilter<'s> {
     explicit: &'s ExplicitSet,
-    dense: Option<DenseExplicit>,
+    dense: Option<DenseStates>,
     /// `verdicts[slot * 3 + state]`, as `Verdict` codes.
     verdicts: Vec<u8>,
 }
@@ -100,7 +63,7 @@ impl<'s> ConsentFilter<'s> {
         }
         ConsentFilter {
             explicit: &snapshot.explicit,
-            dense: DenseExplicit::build(&snapshot.explicit),
+            dense: dense_states(&snapshot.explicit),
             verdicts,
         }
     }
@@ -109,7 +72,7 @@ impl<'s> ConsentFilter<'s> {
     #[inline]
     pub fn explicit_state(&self, id: u64) -> usize {
         match &self.dense {
-            Some(dense) => dense.state(id),
+            Some(dense) => dense.state_code(id) as usize,
             None => ExplicitState::from(self.explicit.get(MemberId(id))) as usize,
         }
     }
@@ -196,10 +159,10 @@ mod tests {
         for (id, allowed) in [(5u64, true), (6, false), (1 << 20, true), (130, false)] {
             explicit.set(MemberId(id), allowed);
         }
-        let dense = DenseExplicit::build(&explicit).unwrap();
+        let dense = dense_states(&explicit).unwrap();
         for id in [0u64, 4, 5, 6, 7, 130, 131, 1 << 20, (1 << 20) + 1, u64::MAX] {
             assert_eq!(
-                dense.state(id),
+                dense.state_code(id) as usize,
                 ExplicitState::from(explicit.get(MemberId(id))) as usize,
                 "id {id}"
             );
@@ -207,6 +170,6 @@ mod tests {
         let mut spread = ExplicitSet::new();
         spread.set(MemberId(1), true);
         spread.set(MemberId(u64::MAX), false);
-        assert!(DenseExplicit::build(&spread).is_none());
+        assert!(dense_states(&spread).is_none());
     }
 }

@@ -77,7 +77,7 @@ pub struct DenseStates {
 
 impl DenseStates {
     /// Builds from the bitmaps (`allowed` ⊆ `chosen`), or `None` when the limits say no.
-    pub(crate) fn build(
+    pub fn build(
         chosen: &RoaringTreemap,
         allowed: &RoaringTreemap,
         limits: &DenseLimits,
