@@ -360,6 +360,26 @@ mod tests {
     use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
     use parquet::schema::types::ColumnPath;
 
+    /// Writes `columns` with 1 KiB dictionary and data pages (so a dictionary with many
+    /// distinct values is abandoned) and describes the file as an input.
+    fn write_small_pages(path: &Path, columns: Vec<(&str, ArrayRef)>) -> InputFile {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_page_size_limit(1024)
+            .set_data_page_size_limit(1024)
+            .build();
+        let file = File::create(path).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        InputFile {
+            path: path.to_path_buf(),
+            format: crate::input::FileFormat::Parquet,
+            bytes: 0,
+        }
+    }
+
     // Proves strings, also inside lists, are read as Utf8View (the hint is accepted).
     #[test]
     fn strings_are_read_as_views() {
@@ -429,21 +449,7 @@ mod tests {
             ("skills", Arc::new(skills.finish())),
             ("notes", Arc::new(notes.finish())),
         ];
-        let batch = RecordBatch::try_from_iter(columns).unwrap();
-        let properties = parquet::file::properties::WriterProperties::builder()
-            .set_dictionary_page_size_limit(1024)
-            .set_data_page_size_limit(1024)
-            .build();
-        let file = File::create(&path).unwrap();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let input = InputFile {
-            path: path.clone(),
-            format: crate::input::FileFormat::Parquet,
-            bytes: 0,
-        };
+        let input = write_small_pages(&path, columns);
         let fields = vec!["skills".to_string(), "notes".to_string()];
         let needed = NeededColumns {
             id: "member_id",
@@ -513,21 +519,7 @@ mod tests {
                 )),
             ),
         ];
-        let batch = RecordBatch::try_from_iter(columns).unwrap();
-        let properties = parquet::file::properties::WriterProperties::builder()
-            .set_dictionary_page_size_limit(1024)
-            .set_data_page_size_limit(1024)
-            .build();
-        let file = File::create(&path).unwrap();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let input = InputFile {
-            path: path.clone(),
-            format: crate::input::FileFormat::Parquet,
-            bytes: 0,
-        };
+        let input = write_small_pages(&path, columns);
         let fields = vec!["experience".to_string()];
         let needed = NeededColumns {
             id: "member_id",
