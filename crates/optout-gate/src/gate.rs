@@ -14,7 +14,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::BooleanBufferBuilder;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::columns::{for_each_id, JurisdictionColumn};
 use crate::consent_filter::{slot_of_text, ConsentFilter, MISSING_JURISDICTION};
 use crate::error::GateError;
-use crate::input::{digest_file, expand_inputs, FileFormat, InputFile};
+use crate::input::{expand_inputs, FileDigest, FileFormat, InputFile};
 use crate::json_lines::{json_id, json_supported, read_rows, JsonRow};
 use crate::manifest::InputRecord;
 use crate::member_set::MemberSet;
@@ -70,6 +70,15 @@ pub enum Enforcement<'f> {
     PlainCopy,
 }
 
+/// How far an input's digest has got.
+#[derive(Default)]
+enum InputDigest {
+    #[default]
+    NotStarted,
+    Partial(FileDigest),
+    Done(InputRecord),
+}
+
 #[derive(Clone, Copy, Debug)]
 enum WorkUnit {
     ParquetRows {
@@ -96,8 +105,9 @@ pub struct GatePlan {
     output_schema: SchemaRef,
     properties: WriterProperties,
     rows_total: Option<u64>,
-    /// Input digests taken by [`GatePlan::digest_inputs`] before the run, if it was called.
-    input_records: OnceLock<Vec<InputRecord>>,
+    /// Each input's digest for the manifest, as far as it got: started beside the snapshot
+    /// build ([`GatePlan::digest_inputs_until`]) and finished by the run's workers.
+    input_digests: Vec<Mutex<InputDigest>>,
 }
 
 impl GatePlan {
@@ -164,6 +174,7 @@ impl GatePlan {
             None
         };
         let properties = writer_properties(&request.id_column, &distinct)?;
+        let input_digests = files.iter().map(|_| Mutex::default()).collect();
         Ok(GatePlan {
             request,
             files,
@@ -172,7 +183,7 @@ impl GatePlan {
             output_schema,
             properties,
             rows_total,
-            input_records: OnceLock::new(),
+            input_digests,
         })
     }
 
@@ -193,36 +204,79 @@ impl GatePlan {
         &self.request
     }
 
-    /// Takes the size and SHA-256 of every input for the manifest, on the calling thread.
-    /// It is the one part of a run that needs no snapshot, so a caller runs it beside the
-    /// snapshot build, where it costs no time; a run without it digests the inputs itself.
-    pub fn digest_inputs(&self) -> Result<(), GateError> {
-        let records = (0..self.files.len())
-            .map(|input| self.input_record(input))
-            .collect::<Result<Vec<_>, _>>()?;
-        let _ = self.input_records.set(records);
+    /// Takes the size and SHA-256 of the inputs for the manifest, in order, on the calling
+    /// thread, until `stop` is set (checked between chunks of 1 MiB). It is the one part of
+    /// a run that needs no snapshot, so a caller runs it beside the snapshot build and
+    /// stops it when the snapshot is ready; the run's workers finish what is left, from
+    /// where it stopped, so no core waits and no byte is hashed twice.
+    pub fn digest_inputs_until(&self, stop: &AtomicBool) -> Result<(), GateError> {
+        for input in 0..self.files.len() {
+            if !self.advance_digest(input, &|| stop.load(Ordering::Relaxed))? {
+                break;
+            }
+        }
         Ok(())
     }
 
-    fn input_record(&self, input: usize) -> Result<InputRecord, GateError> {
-        let file = self
-            .files
-            .get(input)
-            .ok_or_else(|| GateError::Internal(format!("no input number {input}")))?;
-        let (bytes, sha256) = digest_file(&file.path).map_err(|error| GateError::Unreadable {
+    /// Advances input `input`'s digest until it is complete (true) or `stop` (false).
+    fn advance_digest(&self, input: usize, stop: &dyn Fn() -> bool) -> Result<bool, GateError> {
+        let (Some(file), Some(slot)) = (self.files.get(input), self.input_digests.get(input))
+        else {
+            return Err(GateError::Internal(format!("no input number {input}")));
+        };
+        let unreadable = |error| GateError::Unreadable {
             path: file.path.clone(),
             error,
-        })?;
+        };
+        let mut digest = slot
+            .lock()
+            .map_err(|_| GateError::Internal("an input digest lock was poisoned".into()))?;
+        if matches!(*digest, InputDigest::NotStarted) {
+            *digest = InputDigest::Partial(FileDigest::open(&file.path).map_err(unreadable)?);
+        }
+        let InputDigest::Partial(partial) = &mut *digest else {
+            return Ok(true);
+        };
+        let Some((bytes, sha256)) = partial.advance(stop).map_err(unreadable)? else {
+            return Ok(false);
+        };
         // Absolute, so the manifest still names the file when read from elsewhere.
         let path = fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
-        Ok(InputRecord {
+        *digest = InputDigest::Done(InputRecord {
             path: path.display().to_string(),
             bytes,
             sha256,
-        })
+        });
+        Ok(true)
+    }
+
+    /// Every input's record, once all digests are complete.
+    fn input_records(&self) -> Result<Vec<InputRecord>, GateError> {
+        self.input_digests
+            .iter()
+            .map(|slot| match slot.lock().as_deref() {
+                Ok(InputDigest::Done(record)) => Ok(record.clone()),
+                _ => Err(GateError::Internal(
+                    "an input digest did not complete".into(),
+                )),
+            })
+            .collect()
+    }
+
+    fn digest_done(&self, input: usize) -> bool {
+        self.input_digests
+            .get(input)
+            .and_then(|slot| slot.lock().ok())
+            .is_some_and(|digest| matches!(*digest, InputDigest::Done(_)))
     }
 
     fn units(&self, workers: usize, digest_inputs: bool) -> Vec<WorkUnit> {
+        // Digests not finished beside the snapshot go first: both workers take one, then
+        // the rows, whose small last slices even out the end.
+        let mut units: Vec<WorkUnit> = (0..self.files.len())
+            .filter(|&input| digest_inputs && !self.digest_done(input))
+            .map(|input| WorkUnit::Digest { input })
+            .collect();
         let groups: usize = self
             .parquet
             .iter()
@@ -235,7 +289,6 @@ impl GatePlan {
         } else {
             wanted.div_ceil(groups)
         };
-        let mut units = Vec::new();
         let mut group_number = 0usize;
         for (index, input) in self.parquet.iter().enumerate() {
             let Some(input) = input else {
@@ -269,9 +322,6 @@ impl GatePlan {
                 first_row += rows as u64;
             }
         }
-        if digest_inputs {
-            units.extend((0..self.files.len()).map(|input| WorkUnit::Digest { input }));
-        }
         units
     }
 
@@ -283,7 +333,7 @@ impl GatePlan {
     ) -> Result<BuiltDataset, GateError> {
         let mut output = OutputGuard::create(&self.request.output_dir)?;
         let enforced = matches!(enforcement, Enforcement::Consent(_));
-        let digest_inputs = enforced && self.input_records.get().is_none();
+        let digest_inputs = enforced;
         let workers = self.request.threads.max(1);
         let units = self.units(workers, digest_inputs);
         let next = AtomicUsize::new(0);
@@ -313,7 +363,6 @@ impl GatePlan {
                         part,
                         counts: RowCounts::default(),
                         included: MemberSet::new(),
-                        digests: Vec::new(),
                         codes: Vec::with_capacity(BATCH_ROWS),
                     };
                     let (units, next, failed) = (&units, &next, &failed);
@@ -338,7 +387,6 @@ impl GatePlan {
             inputs: Vec::new(),
             output,
         };
-        let mut digests = Vec::new();
         let mut included = MemberSet::new();
         let mut first_error = None;
         for result in results {
@@ -346,7 +394,6 @@ impl GatePlan {
                 Ok(result) => {
                     built.counts.merge(&result.counts);
                     included.merge(result.included);
-                    digests.extend(result.digests);
                     built.parts.push(result.part);
                 }
                 Err(GateError::Cancelled) => {}
@@ -367,11 +414,9 @@ impl GatePlan {
                 )));
             }
         }
-        digests.sort_by_key(|(input, _)| *input);
-        built.inputs = match self.input_records.get() {
-            Some(records) if enforced => records.clone(),
-            _ => digests.into_iter().map(|(_, record)| record).collect(),
-        };
+        if enforced {
+            built.inputs = self.input_records()?;
+        }
         built.parts.sort_by(|a, b| a.name.cmp(&b.name));
         for part in &built.parts {
             fs::rename(&part.temporary, &part.path).map_err(|error| GateError::Write {
@@ -538,7 +583,6 @@ struct WorkerResult {
     part: WrittenPart,
     counts: RowCounts,
     included: MemberSet,
-    digests: Vec<(usize, InputRecord)>,
 }
 
 struct Worker<'p, 'f> {
@@ -547,7 +591,6 @@ struct Worker<'p, 'f> {
     part: PartWriter,
     counts: RowCounts,
     included: MemberSet,
-    digests: Vec<(usize, InputRecord)>,
     /// Per row of the batch at hand: the member's explicit state, then the verdict.
     codes: Vec<u8>,
 }
@@ -585,14 +628,11 @@ impl Worker<'_, '_> {
             part: self.part.finish()?,
             counts: self.counts,
             included: self.included,
-            digests: self.digests,
         })
     }
 
     fn digest(&mut self, input: usize) -> Result<(), GateError> {
-        let record = self.plan.input_record(input)?;
-        self.digests.push((input, record));
-        Ok(())
+        self.plan.advance_digest(input, &|| false).map(|_| ())
     }
 
     #[allow(clippy::too_many_arguments)]

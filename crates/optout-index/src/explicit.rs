@@ -116,16 +116,11 @@ impl ExplicitSet {
 
     /// Builds from members in ascending order with their latest choice.
     pub fn from_sorted(latest: impl IntoIterator<Item = (MemberId, bool)>) -> Self {
-        let mut chosen = RoaringTreemap::new();
-        let mut allowed_set = RoaringTreemap::new();
+        let mut builder = SortedExplicitBuilder::default();
         for (member, allowed) in latest {
-            // Appending in order is the fast path of the bitmap; out of order falls back.
-            push_or_insert(&mut chosen, member.get());
-            if allowed {
-                push_or_insert(&mut allowed_set, member.get());
-            }
+            builder.push(member, allowed);
         }
-        Self::with_layout(Layout::Bitmaps(Bitmaps::new(chosen, allowed_set)))
+        builder.build()
     }
 
     pub fn from_bitmaps(allowed: RoaringTreemap, denied: RoaringTreemap) -> Self {
@@ -356,6 +351,28 @@ fn bitmaps_of(dense: &DenseStates) -> Bitmaps {
 }
 
 /// Appends `value` when it is above the maximum (the bitmap's fast path), else inserts.
+/// Builds an [`ExplicitSet`] from members pushed in ascending order, each once with its
+/// latest choice (out of order still works, more slowly).
+#[derive(Debug, Default)]
+pub(crate) struct SortedExplicitBuilder {
+    chosen: RoaringTreemap,
+    allowed: RoaringTreemap,
+}
+
+impl SortedExplicitBuilder {
+    pub(crate) fn push(&mut self, member: MemberId, allowed: bool) {
+        // Appending in order is the fast path of the bitmap; out of order falls back.
+        push_or_insert(&mut self.chosen, member.get());
+        if allowed {
+            push_or_insert(&mut self.allowed, member.get());
+        }
+    }
+
+    pub(crate) fn build(self) -> ExplicitSet {
+        ExplicitSet::with_layout(Layout::Bitmaps(Bitmaps::new(self.chosen, self.allowed)))
+    }
+}
+
 pub(crate) fn push_or_insert(bitmap: &mut RoaringTreemap, value: u64) {
     if bitmap.try_push(value).is_err() {
         bitmap.insert(value);

@@ -16,7 +16,7 @@ use optout_store::{member_history, policy_history_up_to, IndexCheckpoint, Ledger
 use roaring::RoaringTreemap;
 
 use crate::decision_table::{DecisionTable, ExplicitState};
-use crate::explicit::ExplicitSet;
+use crate::explicit::{ExplicitSet, SortedExplicitBuilder};
 use crate::index::{check_batch_with, IndexError};
 use crate::latest::LatestChoices;
 
@@ -50,6 +50,9 @@ pub enum CheckpointUse {
 pub enum SnapshotSource {
     /// Every choice event up to the position was read.
     FullScan { events: u64 },
+    /// Each member's latest choice was read from the ledger's index of choices by member
+    /// (`members` of them), without reading whole events.
+    MemberIndex { members: u64 },
     /// A stored index checkpoint plus the events it did not reflect.
     Checkpoint {
         cutoff: Timestamp,
@@ -168,6 +171,16 @@ fn full_scan(
     cutoff: Timestamp,
     position: LedgerPosition,
 ) -> Result<(ExplicitSet, SnapshotSource), IndexError> {
+    let mut sorted = SortedExplicitBuilder::default();
+    let mut members = 0u64;
+    let from_index =
+        ledger.latest_choices_by_member(purpose, cutoff, position, &mut |member, allowed| {
+            members += 1;
+            sorted.push(member, allowed);
+        })?;
+    if from_index {
+        return Ok((sorted.build(), SnapshotSource::MemberIndex { members }));
+    }
     let mut latest = LatestChoices::new();
     let mut events = 0u64;
     ledger.scan_choices(position, &mut |facts| {

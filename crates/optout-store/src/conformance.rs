@@ -82,6 +82,7 @@ pub fn run_all(open: OpenLedger<'_>) {
     concurrent_appends_all_land_once(open);
     ledger_survives_reopen(open);
     scan_choices_matches_read_range(open);
+    latest_choices_by_member_match_the_rule(open);
     index_checkpoints_are_found_by_cutoff_and_position(open);
     dataset_events_are_chained_and_listed(open);
     matches_a_simple_model(open);
@@ -328,6 +329,82 @@ pub fn scan_choices_matches_read_range(open: OpenLedger<'_>) {
         .unwrap();
     assert_eq!(scanned.len(), 3);
     assert_eq!(scanned, expected);
+}
+
+/// A backend's `latest_choices_by_member`, if it has one, gives each member's latest
+/// choice by (time, position) among the purpose's choices up to the cutoff and position,
+/// in ascending u64 order (ids from 2^63 up included), exactly as a model computes it from
+/// `scan_choices`; a backend without one visits nothing.
+pub fn latest_choices_by_member_match_the_rule(open: OpenLedger<'_>) {
+    let member = prop_oneof![
+        0u64..3,
+        Just((1u64 << 32) + 7),
+        Just((1u64 << 63) - 1),
+        Just(1u64 << 63),
+        Just(u64::MAX),
+    ];
+    // (member, allowed, time, other purpose): times collide often, so ties are common.
+    let event = (member, any::<bool>(), -3i64..3, prop::bool::weighted(0.2));
+    let case = (
+        proptest::collection::vec(proptest::collection::vec(event, 1..6), 1..5),
+        proptest::collection::vec((-4i64..4, 0u64..24), 1..4),
+    );
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let purpose = Purpose::new("ai_training").unwrap();
+    let result = runner.run(&case, |(batches, queries)| {
+        let (_dir, _clock, ledger) = fresh(open);
+        ledger.append(vec![default_policy_event()]).unwrap();
+        for batch in batches {
+            let events = batch
+                .into_iter()
+                .map(|(member, allowed, at, other_purpose)| {
+                    let mut event = choice(member, allowed, Some(Timestamp::from_micros(at)));
+                    if let (true, NewEvent::Choice { choice, .. }) = (other_purpose, &mut event) {
+                        choice.purpose = Purpose::new("ai_personalization").unwrap();
+                    }
+                    event
+                })
+                .collect();
+            ledger.append(events).unwrap();
+        }
+        for (cutoff, up_to) in queries {
+            let (cutoff, up_to) = (Timestamp::from_micros(cutoff), LedgerPosition(up_to));
+            let mut model = std::collections::BTreeMap::new();
+            ledger
+                .scan_choices(up_to, &mut |facts| {
+                    if facts.purpose == &purpose && facts.at <= cutoff {
+                        let candidate = (facts.at, facts.position, facts.allowed);
+                        let latest = model.entry(facts.member.get()).or_insert(candidate);
+                        *latest = (*latest).max(candidate);
+                    }
+                })
+                .unwrap();
+            let expected: Vec<(u64, bool)> = model
+                .into_iter()
+                .map(|(member, (_, _, allowed))| (member, allowed))
+                .collect();
+            let mut visited = Vec::new();
+            let answered = ledger
+                .latest_choices_by_member(&purpose, cutoff, up_to, &mut |member, allowed| {
+                    visited.push((member.get(), allowed))
+                })
+                .unwrap();
+            if answered {
+                prop_assert_eq!(&visited, &expected, "cutoff {:?} up to {:?}", cutoff, up_to);
+            } else {
+                prop_assert!(visited.is_empty());
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
 }
 
 pub fn index_checkpoints_are_found_by_cutoff_and_position(open: OpenLedger<'_>) {

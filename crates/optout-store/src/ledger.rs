@@ -138,6 +138,22 @@ pub trait Ledger: Send + Sync {
         })
     }
 
+    /// Calls `visit` once for each member with a choice for `purpose` at a position <=
+    /// `up_to` and a time <= `cutoff`, with that member's latest such choice (by time, then
+    /// position), in ascending member order; returns true. A backend that keeps choices
+    /// ordered by (purpose, member, time, position) answers from that order without reading
+    /// or sorting whole events; the others return false without calling `visit`, and the
+    /// caller reads the ledger with [`Ledger::scan_choices`] instead.
+    fn latest_choices_by_member(
+        &self,
+        _purpose: &Purpose,
+        _cutoff: Timestamp,
+        _up_to: LedgerPosition,
+        _visit: &mut dyn FnMut(MemberId, bool),
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// Stores an index checkpoint durably (replacing one with the same key).
     fn save_index_checkpoint(&self, checkpoint: &IndexCheckpoint) -> Result<(), StoreError>;
 

@@ -76,6 +76,17 @@ impl Ledger for LedgerStore {
         self.inner().scan_choices(up_to, visit)
     }
 
+    fn latest_choices_by_member(
+        &self,
+        purpose: &Purpose,
+        cutoff: Timestamp,
+        up_to: LedgerPosition,
+        visit: &mut dyn FnMut(MemberId, bool),
+    ) -> Result<bool, StoreError> {
+        self.inner()
+            .latest_choices_by_member(purpose, cutoff, up_to, visit)
+    }
+
     fn scan_choices_since(
         &self,
         purpose: &Purpose,

@@ -8,6 +8,7 @@
 //! to the ledger, and only then is the manifest renamed into place: a directory with a
 //! `manifest.json` is a complete dataset that the ledger knows about.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use optout_core::{DatasetRecord, LedgerPosition, PolicyHistory, Purpose, Timestamp};
@@ -159,10 +160,13 @@ pub fn build(data_dir: &DataDir, args: &GateArgs, quiet: bool) -> CliResult<serd
     if args.no_consent {
         return plain_copy(&plan, started, quiet);
     }
-    // The inputs' digests need no snapshot: they are taken on the other core meanwhile.
+    // The inputs' digests need no snapshot: they are taken on the other core meanwhile,
+    // until the snapshot is ready; the workers finish them.
+    let snapshot_ready = AtomicBool::new(false);
     let (snapshot, digested) = std::thread::scope(|scope| {
-        let digests = scope.spawn(|| plan.digest_inputs());
+        let digests = scope.spawn(|| plan.digest_inputs_until(&snapshot_ready));
         let snapshot = snapshot_at(&opened, &purpose, cutoff, args.position, quiet);
+        snapshot_ready.store(true, Ordering::Relaxed);
         let digested = digests.join().unwrap_or(Err(GateError::WorkerPanicked));
         (snapshot, digested)
     });

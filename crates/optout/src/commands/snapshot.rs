@@ -44,6 +44,9 @@ fn counts(snapshot: &Snapshot) -> serde_json::Value {
         SnapshotSource::FullScan { events } => {
             json!({ "kind": "full_scan", "events_read": events })
         }
+        SnapshotSource::MemberIndex { members } => {
+            json!({ "kind": "member_index", "members_read": members })
+        }
         SnapshotSource::Checkpoint {
             cutoff,
             position,
