@@ -210,7 +210,11 @@ mod tests {
         let expected = digest_file(&path).unwrap();
 
         let mut digest = FileDigest::open(&path).unwrap();
-        assert_eq!(digest.advance(&|| true).unwrap(), None, "stopped before reading");
+        assert_eq!(
+            digest.advance(&|| true).unwrap(),
+            None,
+            "stopped before reading"
+        );
         let chunks_left = Cell::new(2u32);
         let stop_after_two = || {
             let left = chunks_left.get();
