@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod consent_filter;
+mod dictionary_list_writer;
 pub mod error;
 pub mod gate;
 pub mod input;
@@ -22,6 +23,7 @@ pub mod member_set;
 pub mod outcome;
 pub mod output;
 pub mod parquet_source;
+mod rle_hybrid;
 pub mod verify;
 
 pub use consent_filter::ConsentFilter;
