@@ -138,15 +138,20 @@ fn write_part(
     written.temporary
 }
 
-/// Column `index` of the part, read as lists of strings.
-fn read_lists(path: &Path, index: usize) -> Vec<Row> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+/// Every batch of the part, as parquet's Arrow reader gives them.
+fn read_batches(path: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
         .unwrap()
         .build()
-        .unwrap();
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Column `index` of the part, read as lists of strings.
+fn read_lists(path: &Path, index: usize) -> Vec<Row> {
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
+    for batch in read_batches(path) {
         let lists = batch.column(index).as_list::<i32>();
         for row in 0..lists.len() {
             if lists.is_null(row) {
@@ -235,13 +240,8 @@ fn batch(schema: &SchemaRef, first_id: i64, lists: ArrayRef) -> RecordBatch {
 
 /// The id and note columns read back, to check the chunks around the lists.
 fn read_ids_and_notes(path: &Path) -> Vec<(i64, Option<String>)> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
+    for batch in read_batches(path) {
         let ids = batch
             .column(0)
             .as_primitive::<arrow_array::types::Int64Type>();
@@ -583,11 +583,7 @@ fn list_columns_are_spliced_among_the_others_in_schema_order() {
     );
     assert_eq!(read_lists(&path, 0), tags);
     assert_eq!(read_lists(&path, 3), skills);
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    let batches = read_batches(&path);
     let read_plain = arrow_select::concat::concat(
         &batches
             .iter()
