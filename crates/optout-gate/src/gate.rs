@@ -333,9 +333,8 @@ impl GatePlan {
     ) -> Result<BuiltDataset, GateError> {
         let mut output = OutputGuard::create(&self.request.output_dir)?;
         let enforced = matches!(enforcement, Enforcement::Consent(_));
-        let digest_inputs = enforced;
         let workers = self.request.threads.max(1);
-        let units = self.units(workers, digest_inputs);
+        let units = self.units(workers, enforced);
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let mut parts = Vec::with_capacity(workers);

@@ -112,7 +112,7 @@ impl Snapshot {
         };
         let (explicit, source) = match stored {
             Some(found) => found,
-            None => full_scan(ledger, purpose, cutoff, position)?,
+            None => from_ledger(ledger, purpose, cutoff, position)?,
         };
         let table = DecisionTable::new(&policies, purpose, cutoff);
         Ok(Snapshot {
@@ -165,7 +165,9 @@ impl Snapshot {
     }
 }
 
-fn full_scan(
+/// Reads the ledger: each member's latest choice from the backend's member-ordered index if
+/// it has one, otherwise every choice event up to the position.
+fn from_ledger(
     ledger: &dyn Ledger,
     purpose: &Purpose,
     cutoff: Timestamp,
