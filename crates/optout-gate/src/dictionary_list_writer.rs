@@ -16,22 +16,22 @@
 //! as for every column but the id.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, PrimitiveArray, StringArray};
 use arrow_schema::{DataType, Field};
 use bytes::Bytes;
-use parquet::basic::{Compression, Encoding, PageType, Type as PhysicalType};
-use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
-use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
+use crate::column_chunk::{
+    assemble_chunk, general, ColumnChunkEncoder, DataPage, PageCompressor, PageShape,
+};
 use crate::rle_hybrid;
 
 /// A remap entry: the input value is not interned yet.
@@ -71,14 +71,11 @@ enum ValueEncoding {
 struct ChunkSettings {
     descriptor: ColumnDescPtr,
     levels: Levels,
-    compression: Compression,
     page_rows_max: usize,
     page_values_bytes_max: usize,
     dictionary_bytes_max: usize,
     /// Levels between two checks of the page and dictionary limits.
     mini_batch_levels: usize,
-    /// Values whose compressed size reaches this fraction of the page stay uncompressed.
-    compression_ratio_threshold: f64,
     offset_index: bool,
 }
 
@@ -235,18 +232,11 @@ impl PageBuffer {
     }
 }
 
-/// A data page of the row group, waiting for the dictionary page to go first.
-struct DataPage {
-    page: CompressedPage,
-    rows: usize,
-    string_bytes: i64,
-}
-
 /// Writes one column of type `List<Dictionary<Int32, Utf8>>`, a row group's chunk at a
 /// time.
 pub struct DictionaryListWriter {
     settings: ChunkSettings,
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+    compressor: PageCompressor,
     value_encoding: ValueEncoding,
     dictionary: OutputDictionary,
     remap: Remap,
@@ -293,13 +283,8 @@ impl DictionaryListWriter {
         let three_level_list = descriptor.physical_type() == PhysicalType::BYTE_ARRAY
             && descriptor.max_rep_level() == 1
             && i64::from(descriptor.max_def_level()) == i64::from(item);
-        let compressor = match properties.compression(path) {
-            Compression::ZSTD(level) => Some(
-                zstd::bulk::Compressor::new(level.compression_level())
-                    .map_err(|error| general(format!("zstd: {error}")))?,
-            ),
-            Compression::UNCOMPRESSED => None,
-            _ => return Ok(None),
+        let Some(compressor) = PageCompressor::for_column(properties, path)? else {
+            return Ok(None);
         };
         let honoured = three_level_list
             && properties.dictionary_enabled(path)
@@ -316,13 +301,10 @@ impl DictionaryListWriter {
                 item,
                 empty_list: u8::from(list_nullable),
             },
-            compression: properties.compression(path),
             page_rows_max: properties.column_data_page_row_count_limit(path).max(1),
             page_values_bytes_max: properties.column_data_page_size_limit(path).max(1),
             dictionary_bytes_max: properties.column_dictionary_page_size_limit(path),
             mini_batch_levels: properties.write_batch_size().max(1),
-            compression_ratio_threshold: properties
-                .column_data_page_v2_compression_ratio_threshold(path),
             offset_index: !properties.offset_index_disabled(),
             descriptor,
         };
@@ -339,8 +321,7 @@ impl DictionaryListWriter {
         }))
     }
 
-    /// Appends the rows of `column` to the row group's chunk.
-    pub fn write(&mut self, column: &dyn Array) -> Result<()> {
+    fn write_column(&mut self, column: &dyn Array) -> Result<()> {
         let wrong_type = || {
             general(format!(
                 "column {}: expected List<Dictionary<Int32, Utf8>>, got {}",
@@ -582,44 +563,21 @@ impl DictionaryListWriter {
         };
 
         let uncompressed_size = buffer.len() + values.len();
-        // As parquet-rs: values that do not compress below the threshold (a fraction of
-        // the whole page) are stored as they are.
-        let levels_end = buffer.len();
-        let compressed = match &mut self.compressor {
-            Some(compressor) => {
-                compress_into(compressor, &values, &mut buffer)?;
-                let compressed_bytes = buffer.len() - levels_end;
-                let pays = (compressed_bytes as f64)
-                    < uncompressed_size as f64 * self.settings.compression_ratio_threshold;
-                if !pays {
-                    buffer.truncate(levels_end);
-                }
-                pays
-            }
-            None => false,
-        };
-        if !compressed {
-            buffer.extend_from_slice(&values);
-        }
+        let compressed = self.compressor.append_values(&values, &mut buffer)?;
         self.values_scratch = values;
 
-        let count = |count: usize| {
-            u32::try_from(count).map_err(|_| general("a page has more than 4G levels"))
-        };
-        let data_page = Page::DataPageV2 {
-            buf: Bytes::from(buffer),
-            num_values: count(page.definition_levels.len())?,
+        let data_page = PageShape {
+            levels: page.definition_levels.len(),
+            nulls: page.nulls,
+            rows: page.rows,
             encoding,
-            num_nulls: count(page.nulls)?,
-            num_rows: count(page.rows)?,
-            def_levels_byte_len: count(definition_bytes)?,
-            rep_levels_byte_len: count(repetition_bytes)?,
-            is_compressed: compressed,
-            statistics: None,
-        };
+            repetition_bytes,
+            definition_bytes,
+        }
+        .into_page(buffer, uncompressed_size, compressed)?;
         self.rows += page.rows as u64;
         self.pages.push(DataPage {
-            page: CompressedPage::new(data_page, uncompressed_size),
+            page: data_page,
             rows: page.rows,
             string_bytes,
         });
@@ -630,7 +588,7 @@ impl DictionaryListWriter {
     /// Ends the row group's chunk: its encoded bytes (dictionary page, then data pages),
     /// with offsets from 0, and the metadata for the row group writer. The writer is then
     /// ready for the next row group, with a new dictionary.
-    pub fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+    fn finish_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
         if self.page.rows > 0 {
             self.finish_page()?;
         }
@@ -643,127 +601,32 @@ impl DictionaryListWriter {
         self.value_encoding = ValueEncoding::Dictionary;
         self.remap.forget();
 
-        let mut sink = TrackedWrite::new(Vec::new());
-        let mut page_writer = SerializedPageWriter::new(&mut sink);
-        let mut totals = ChunkTotals::default();
-
         let dictionary_size = dictionary.plain.len();
-        let dictionary_data = match &mut self.compressor {
-            Some(compressor) => {
-                let mut compressed = Vec::new();
-                compress_into(compressor, &dictionary.plain, &mut compressed)?;
-                compressed
-            }
-            None => dictionary.plain,
-        };
+        let entries = u32::try_from(dictionary.string_bytes.len())
+            .map_err(|_| general("the dictionary has too many entries"))?;
         let dictionary_page = Page::DictionaryPage {
-            buf: Bytes::from(dictionary_data),
-            num_values: u32::try_from(dictionary.string_bytes.len())
-                .map_err(|_| general("the dictionary has too many entries"))?,
+            buf: Bytes::from(self.compressor.compress_all(dictionary.plain)?),
+            num_values: entries,
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
-        let written =
-            page_writer.write_page(CompressedPage::new(dictionary_page, dictionary_size))?;
-        let dictionary_page_offset = written.offset as i64;
-        totals.add(written.compressed_size, written.uncompressed_size);
-        let mut encoding_stats = vec![PageEncodingStats {
-            page_type: PageType::DICTIONARY_PAGE,
-            encoding: Encoding::PLAIN,
-            count: 1,
-        }];
-        let mut encodings = vec![Encoding::PLAIN, Encoding::RLE];
-
-        let mut offset_index = self.settings.offset_index.then(OffsetIndexBuilder::new);
-        let mut data_page_offset = None;
-        let mut num_values: i64 = 0;
-        for DataPage {
-            page,
+        assemble_chunk(
+            &self.settings.descriptor,
+            self.compressor.compression(),
+            self.settings.offset_index,
+            Some(CompressedPage::new(dictionary_page, dictionary_size)),
+            pages,
             rows,
-            string_bytes,
-        } in pages
-        {
-            let encoding = page.encoding();
-            match encoding_stats.last_mut() {
-                Some(last) if last.page_type == page.page_type() && last.encoding == encoding => {
-                    last.count += 1
-                }
-                _ => encoding_stats.push(PageEncodingStats {
-                    page_type: page.page_type(),
-                    encoding,
-                    count: 1,
-                }),
-            }
-            if !encodings.contains(&encoding) {
-                encodings.push(encoding);
-            }
-            let written = page_writer.write_page(page)?;
-            data_page_offset.get_or_insert(written.offset as i64);
-            num_values += i64::from(written.num_values);
-            totals.add(written.compressed_size, written.uncompressed_size);
-            if let Some(index) = offset_index.as_mut() {
-                let page_size = i32::try_from(written.compressed_size)
-                    .map_err(|_| general("a page larger than 2 GiB"))?;
-                index.append_offset_and_size(written.offset as i64, page_size);
-                index.append_row_count(rows as i64);
-                index.append_unencoded_byte_array_data_bytes(Some(string_bytes));
-            }
-        }
-        page_writer.close()?;
-        let chunk = sink.into_inner()?;
-
-        let metadata = ColumnChunkMetaData::builder(self.settings.descriptor.clone())
-            .set_compression(self.settings.compression)
-            .set_encodings(encodings)
-            .set_page_encoding_stats(encoding_stats)
-            .set_total_compressed_size(totals.compressed_bytes)
-            .set_total_uncompressed_size(totals.uncompressed_bytes)
-            .set_num_values(num_values)
-            .set_dictionary_page_offset(Some(dictionary_page_offset))
-            .set_data_page_offset(data_page_offset.unwrap_or(dictionary_page_offset))
-            .build()?;
-        let close = ColumnCloseResult {
-            bytes_written: chunk.len() as u64,
-            rows_written: rows,
-            metadata,
-            bloom_filter: None,
-            column_index: None,
-            offset_index: offset_index.map(OffsetIndexBuilder::build),
-        };
-        Ok((Bytes::from(chunk), close))
+        )
     }
 }
 
-/// Sizes of a chunk's pages, headers included.
-#[derive(Default)]
-struct ChunkTotals {
-    compressed_bytes: i64,
-    uncompressed_bytes: i64,
-}
-
-impl ChunkTotals {
-    fn add(&mut self, compressed_bytes: usize, uncompressed_bytes: usize) {
-        self.compressed_bytes += compressed_bytes as i64;
-        self.uncompressed_bytes += uncompressed_bytes as i64;
+impl ColumnChunkEncoder for DictionaryListWriter {
+    fn write(&mut self, column: &dyn Array) -> Result<()> {
+        self.write_column(column)
     }
-}
 
-/// Appends `input` compressed to `output`, reusing the compressor's context.
-fn compress_into(
-    compressor: &mut zstd::bulk::Compressor<'static>,
-    input: &[u8],
-    output: &mut Vec<u8>,
-) -> Result<()> {
-    let start = output.len();
-    output.reserve(zstd::zstd_safe::compress_bound(input.len()));
-    let mut cursor = Cursor::new(output);
-    cursor.set_position(start as u64);
-    compressor
-        .compress_to_buffer(input, &mut cursor)
-        .map_err(|error| general(format!("zstd: {error}")))?;
-    Ok(())
-}
-
-fn general(message: impl Into<String>) -> ParquetError {
-    ParquetError::General(message.into())
+    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.finish_chunk()
+    }
 }

@@ -11,8 +11,11 @@
 //! - [`verify_dataset`]: every row's member allowed as of the cutoff, no column outside
 //!   the allow-list, whoever built the dataset.
 
+mod column_chunk;
 pub mod columns;
 pub mod consent_filter;
+mod delta_binary_packed;
+mod delta_length_string_writer;
 mod dictionary_list_writer;
 pub mod error;
 pub mod gate;

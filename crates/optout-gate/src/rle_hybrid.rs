@@ -9,7 +9,7 @@
 //! there, so a padded group anywhere else would add values.
 
 /// Values in a bit-packed group.
-const GROUP_VALUES: usize = 8;
+pub const GROUP_VALUES: usize = 8;
 /// What a repeated run costs, in bytes, when it interrupts bit-packed values: its header,
 /// its value (for bit widths up to 8) and the header of the bit-packed run after it.
 const REPEATED_RUN_BYTES: usize = 3;
@@ -97,7 +97,7 @@ fn put_literals<T: Copy + Into<u32>>(values: &[T], bit_width: u8, out: &mut Vec<
 
 /// Eight values in `bit_width` bytes.
 #[inline]
-fn put_group<T: Copy + Into<u32>>(group: &[T; GROUP_VALUES], bit_width: u8, out: &mut Vec<u8>) {
+pub fn put_group<T: Copy + Into<u32>>(group: &[T; GROUP_VALUES], bit_width: u8, out: &mut Vec<u8>) {
     let width = usize::from(bit_width);
     if width <= 8 {
         // The whole group fits in one word.
@@ -129,7 +129,7 @@ fn put_repeated(value: u32, count: usize, bit_width: u8, out: &mut Vec<u8>) {
     out.extend(value.to_le_bytes().iter().take(bytes));
 }
 
-fn put_uleb128(mut value: u64, out: &mut Vec<u8>) {
+pub fn put_uleb128(mut value: u64, out: &mut Vec<u8>) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;

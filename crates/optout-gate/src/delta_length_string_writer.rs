@@ -1,0 +1,261 @@
+//! Column chunks for top-level string columns written without a dictionary as
+//! `DELTA_LENGTH_BYTE_ARRAY` (free text: headlines, experience), encoded here rather than
+//! by the Arrow writer. That writer gathers every string into its encoder, then copies the
+//! encoded page again into a buffer allocated for that page, before compression; here the
+//! strings are copied once, into a page buffer kept from page to page, and compressed
+//! from there with a ZSTD context kept for the part (see [`crate::column_chunk`]).
+//!
+//! The chunk is laid out as parquet-rs lays it out under the same properties: data pages
+//! v2, cut at row boundaries by the page row and size limits (checked after each
+//! mini-batch of `write_batch_size` rows), definition levels RLE when the column is
+//! nullable, values `DELTA_LENGTH_BYTE_ARRAY`: the lengths `DELTA_BINARY_PACKED`, then the strings' bytes. No statistics, as for every column
+//! but the id.
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayAccessor};
+use arrow_schema::{DataType, Field};
+use bytes::Bytes;
+use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::Result;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
+
+use crate::column_chunk::{
+    assemble_chunk, general, ColumnChunkEncoder, DataPage, PageCompressor, PageShape,
+};
+use crate::{delta_binary_packed, rle_hybrid};
+
+/// Settings of the column, resolved once from the writer properties.
+struct ChunkSettings {
+    descriptor: ColumnDescPtr,
+    nullable: bool,
+    page_rows_max: usize,
+    page_values_bytes_max: usize,
+    /// Rows between two checks of the page limits.
+    mini_batch_rows: usize,
+    offset_index: bool,
+}
+
+/// The rows of the page being built.
+#[derive(Default)]
+struct PageBuffer {
+    /// One per row when the column is nullable: 1 for a string, 0 for a null.
+    definition_levels: Vec<u8>,
+    lengths: Vec<i32>,
+    /// The strings, one after the other.
+    bytes: Vec<u8>,
+    rows: usize,
+    nulls: usize,
+}
+
+impl PageBuffer {
+    fn clear(&mut self) {
+        self.definition_levels.clear();
+        self.lengths.clear();
+        self.bytes.clear();
+        self.rows = 0;
+        self.nulls = 0;
+    }
+}
+
+/// Writes one top-level string column, a row group's chunk at a time.
+pub struct DeltaLengthStringWriter {
+    settings: ChunkSettings,
+    compressor: PageCompressor,
+    page: PageBuffer,
+    pages: Vec<DataPage>,
+    rows: u64,
+    /// The page's values before compression, kept for its capacity.
+    values_scratch: Vec<u8>,
+}
+
+fn is_string(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+impl DeltaLengthStringWriter {
+    /// A writer for the top-level `field`, whose only leaf is `leaf` of `schema`, when its
+    /// type, its Parquet layout and `properties` are ones this module honours in full
+    /// (otherwise, `None`: the Arrow writer keeps the column).
+    pub fn for_field(
+        field: &Field,
+        schema: &SchemaDescriptor,
+        leaf: usize,
+        properties: &WriterProperties,
+    ) -> Result<Option<DeltaLengthStringWriter>> {
+        if !is_string(field.data_type())
+            || properties.writer_version() != WriterVersion::PARQUET_2_0
+            || leaf >= schema.num_columns()
+        {
+            return Ok(None);
+        }
+        let descriptor = schema.column(leaf);
+        let path = descriptor.path();
+        let top_level = descriptor.physical_type() == PhysicalType::BYTE_ARRAY
+            && descriptor.max_rep_level() == 0
+            && descriptor.max_def_level() == i16::from(field.is_nullable());
+        let honoured = top_level
+            && !properties.dictionary_enabled(path)
+            && properties.encoding(path) == Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)
+            && properties.statistics_enabled(path) == EnabledStatistics::None
+            && properties.bloom_filter_properties(path).is_none();
+        if !honoured {
+            return Ok(None);
+        }
+        let Some(compressor) = PageCompressor::for_column(properties, path)? else {
+            return Ok(None);
+        };
+        let settings = ChunkSettings {
+            nullable: field.is_nullable(),
+            page_rows_max: properties.column_data_page_row_count_limit(path).max(1),
+            page_values_bytes_max: properties.column_data_page_size_limit(path).max(1),
+            mini_batch_rows: properties.write_batch_size().max(1),
+            offset_index: !properties.offset_index_disabled(),
+            descriptor,
+        };
+        Ok(Some(DeltaLengthStringWriter {
+            settings,
+            compressor,
+            page: PageBuffer::default(),
+            pages: Vec::new(),
+            rows: 0,
+            values_scratch: Vec::new(),
+        }))
+    }
+
+    fn write_column(&mut self, column: &dyn Array) -> Result<()> {
+        match column.data_type() {
+            DataType::Utf8View => self.write_strings(column.as_string_view()),
+            DataType::Utf8 => self.write_strings(column.as_string::<i32>()),
+            DataType::LargeUtf8 => self.write_strings(column.as_string::<i64>()),
+            other => Err(general(format!(
+                "column {}: expected strings, got {other}",
+                self.settings.descriptor.path()
+            ))),
+        }
+    }
+
+    fn write_strings<'a, A>(&mut self, strings: A) -> Result<()>
+    where
+        A: ArrayAccessor<Item = &'a str>,
+    {
+        let rows = strings.len();
+        if strings.null_count() > 0 && !self.settings.nullable {
+            return Err(general(format!(
+                "column {}: a null, but the schema says it cannot be null",
+                self.settings.descriptor.path()
+            )));
+        }
+        let mut start = 0;
+        while start < rows {
+            let end = rows.min(start + self.settings.mini_batch_rows);
+            self.push_rows(&strings, start, end)?;
+            if self.page.rows >= self.settings.page_rows_max
+                || self.page_values_bytes() >= self.settings.page_values_bytes_max
+            {
+                self.finish_page()?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn push_rows<'a, A>(&mut self, strings: &A, start: usize, end: usize) -> Result<()>
+    where
+        A: ArrayAccessor<Item = &'a str>,
+    {
+        let page = &mut self.page;
+        let has_nulls = strings.null_count() > 0;
+        for row in start..end {
+            if has_nulls && strings.is_null(row) {
+                page.definition_levels.push(0);
+                page.nulls += 1;
+                continue;
+            }
+            let value = strings.value(row);
+            let length =
+                i32::try_from(value.len()).map_err(|_| general("a string is longer than 2 GiB"))?;
+            page.lengths.push(length);
+            page.bytes.extend_from_slice(value.as_bytes());
+            if self.settings.nullable {
+                page.definition_levels.push(1);
+            }
+        }
+        page.rows += end - start;
+        Ok(())
+    }
+
+    /// The page's values once encoded (before compression), about as parquet-rs estimates
+    /// them: the strings, and a byte per length.
+    fn page_values_bytes(&self) -> usize {
+        self.page.bytes.len() + self.page.lengths.len()
+    }
+
+    fn finish_page(&mut self) -> Result<()> {
+        let page = &self.page;
+        let mut buffer = Vec::with_capacity(page.definition_levels.len() / 8 + 64);
+        if self.settings.nullable {
+            rle_hybrid::encode(&page.definition_levels, 1, &mut buffer);
+        }
+        let definition_bytes = buffer.len();
+
+        let mut values = std::mem::take(&mut self.values_scratch);
+        values.clear();
+        delta_binary_packed::encode(&page.lengths, &mut values);
+        values.extend_from_slice(&page.bytes);
+
+        let uncompressed_size = buffer.len() + values.len();
+        let compressed = self.compressor.append_values(&values, &mut buffer)?;
+        self.values_scratch = values;
+
+        let data_page = PageShape {
+            levels: page.rows,
+            nulls: page.nulls,
+            rows: page.rows,
+            encoding: Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            repetition_bytes: 0,
+            definition_bytes,
+        }
+        .into_page(buffer, uncompressed_size, compressed)?;
+        self.rows += page.rows as u64;
+        self.pages.push(DataPage {
+            page: data_page,
+            rows: page.rows,
+            string_bytes: page.bytes.len() as i64,
+        });
+        self.page.clear();
+        Ok(())
+    }
+
+    /// Ends the row group's chunk: its encoded pages, with offsets from 0, and the
+    /// metadata for the row group writer.
+    fn finish_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        if self.page.rows > 0 {
+            self.finish_page()?;
+        }
+        let pages = std::mem::take(&mut self.pages);
+        let rows = std::mem::take(&mut self.rows);
+        assemble_chunk(
+            &self.settings.descriptor,
+            self.compressor.compression(),
+            self.settings.offset_index,
+            None,
+            pages,
+            rows,
+        )
+    }
+}
+
+impl ColumnChunkEncoder for DeltaLengthStringWriter {
+    fn write(&mut self, column: &dyn Array) -> Result<()> {
+        self.write_column(column)
+    }
+
+    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.finish_chunk()
+    }
+}
