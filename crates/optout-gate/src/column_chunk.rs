@@ -39,6 +39,8 @@ pub(crate) struct PageCompressor {
     compression: Compression,
     /// Values whose compressed size reaches this fraction of the page stay uncompressed.
     ratio_threshold: f64,
+    /// The last page's values compressed, kept for its capacity.
+    scratch: Vec<u8>,
 }
 
 impl PageCompressor {
@@ -61,6 +63,7 @@ impl PageCompressor {
             zstd,
             compression,
             ratio_threshold: properties.column_data_page_v2_compression_ratio_threshold(path),
+            scratch: Vec::new(),
         }))
     }
 
@@ -68,22 +71,27 @@ impl PageCompressor {
         self.compression
     }
 
-    /// Appends `values` to `page` (which holds the page's levels so far), compressed when
-    /// that pays as parquet-rs judges it: below the threshold's fraction of the whole
-    /// page. Returns whether they were compressed.
-    pub(crate) fn append_values(&mut self, values: &[u8], page: &mut Vec<u8>) -> Result<bool> {
-        let levels_end = page.len();
-        let uncompressed_size = levels_end + values.len();
+    /// A page's bytes: its `levels`, then its `values`, compressed when that pays as
+    /// parquet-rs judges it (below the threshold's fraction of the whole page), and
+    /// whether they were. The page is allocated at its final size: pages wait in memory
+    /// until their row group is written, and a buffer sized for the worst case (the
+    /// values uncompressed) would hold five times what they need.
+    pub(crate) fn page_bytes(&mut self, levels: &[u8], values: &[u8]) -> Result<(Vec<u8>, bool)> {
+        let uncompressed_size = levels.len() + values.len();
+        let mut stored = values;
+        let mut compressed = false;
         if let Some(compressor) = &mut self.zstd {
-            compress_into(compressor, values, page)?;
-            let compressed_bytes = page.len() - levels_end;
-            if (compressed_bytes as f64) < uncompressed_size as f64 * self.ratio_threshold {
-                return Ok(true);
+            self.scratch.clear();
+            compress_into(compressor, values, &mut self.scratch)?;
+            if (self.scratch.len() as f64) < uncompressed_size as f64 * self.ratio_threshold {
+                stored = &self.scratch;
+                compressed = true;
             }
-            page.truncate(levels_end);
         }
-        page.extend_from_slice(values);
-        Ok(false)
+        let mut page = Vec::with_capacity(levels.len() + stored.len());
+        page.extend_from_slice(levels);
+        page.extend_from_slice(stored);
+        Ok((page, compressed))
     }
 
     /// `data` compressed, as a dictionary page's is (always, when there is a codec).
@@ -114,6 +122,9 @@ fn compress_into(
         .map_err(|error| general(format!("zstd: {error}")))?;
     Ok(())
 }
+
+/// Room for a page header: a few small integers in Thrift's compact encoding.
+const PAGE_HEADER_BYTES_MAX: usize = 64;
 
 /// A finished data page of the row group being built.
 pub(crate) struct DataPage {
@@ -151,7 +162,13 @@ pub(crate) fn assemble_chunk(
     if pages.is_empty() {
         return Err(general("a column chunk without rows"));
     }
-    let mut sink = TrackedWrite::new(Vec::new());
+    // Sized for the pages and their headers, so that the chunk is not copied as it grows.
+    let data_bytes: usize = dictionary_page
+        .iter()
+        .chain(pages.iter().map(|page| &page.page))
+        .map(|page| page.data().len() + PAGE_HEADER_BYTES_MAX)
+        .sum();
+    let mut sink = TrackedWrite::new(Vec::with_capacity(data_bytes));
     let mut page_writer = SerializedPageWriter::new(&mut sink);
     let mut totals = ChunkTotals::default();
     let mut encoding_stats: Vec<PageEncodingStats> = Vec::new();

@@ -18,6 +18,15 @@ const BLOCK_VALUES: usize = 128;
 const MINIBLOCKS: usize = 4;
 const MINIBLOCK_VALUES: usize = BLOCK_VALUES / MINIBLOCKS;
 
+/// The most bytes `values` values can take encoded: a header of four ULEB128 numbers
+/// (at most 25 bytes), and per block a smallest difference (at most 5 bytes), the four
+/// widths and 32 bits per difference.
+pub fn max_encoded_len(values: usize) -> usize {
+    const HEADER_BYTES: usize = 25;
+    const BLOCK_BYTES: usize = 5 + MINIBLOCKS + BLOCK_VALUES * 4;
+    HEADER_BYTES + values.div_ceil(BLOCK_VALUES) * BLOCK_BYTES
+}
+
 /// Appends `values`, encoded, to `out`.
 pub fn encode(values: &[i32], out: &mut Vec<u8>) {
     put_uleb128(BLOCK_VALUES as u64, out);
@@ -180,6 +189,7 @@ mod tests {
         ) {
             let mut out = Vec::new();
             encode(&values, &mut out);
+            prop_assert!(out.len() <= max_encoded_len(values.len()));
             prop_assert_eq!(decode(&out), values);
         }
     }

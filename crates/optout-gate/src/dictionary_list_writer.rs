@@ -525,17 +525,17 @@ impl DictionaryListWriter {
     fn finish_page(&mut self) -> Result<()> {
         let levels = self.settings.levels;
         let page = &self.page;
-        let mut buffer = Vec::with_capacity(
+        let mut level_bytes = Vec::with_capacity(
             (page.repetition_levels.len() + page.definition_levels.len()) / 4 + 64,
         );
-        rle_hybrid::encode(&page.repetition_levels, 1, &mut buffer);
-        let repetition_bytes = buffer.len();
+        rle_hybrid::encode(&page.repetition_levels, 1, &mut level_bytes);
+        let repetition_bytes = level_bytes.len();
         rle_hybrid::encode(
             &page.definition_levels,
             rle_hybrid::bit_width(u32::from(levels.item)),
-            &mut buffer,
+            &mut level_bytes,
         );
-        let definition_bytes = buffer.len() - repetition_bytes;
+        let definition_bytes = level_bytes.len() - repetition_bytes;
 
         let mut values = std::mem::take(&mut self.values_scratch);
         values.clear();
@@ -562,8 +562,8 @@ impl DictionaryListWriter {
             ValueEncoding::Plain => Encoding::PLAIN,
         };
 
-        let uncompressed_size = buffer.len() + values.len();
-        let compressed = self.compressor.append_values(&values, &mut buffer)?;
+        let uncompressed_size = level_bytes.len() + values.len();
+        let (buffer, compressed) = self.compressor.page_bytes(&level_bytes, &values)?;
         self.values_scratch = values;
 
         let data_page = PageShape {

@@ -284,6 +284,36 @@ fn incompressible_pages_round_trip() {
     assert_eq!(read_rows(&path), expected_rows(&batches));
 }
 
+// Proves a page with more lengths than the room kept for them in front of its strings
+// (256 KiB at most; here no row limit, and 262,144 rows of lengths up to 300 in the
+// first row group) is written all the same.
+#[test]
+fn pages_whose_lengths_outgrow_their_room_round_trip() {
+    let directory = tempfile::tempdir().unwrap();
+    let schema = schema(DataType::Utf8View, false);
+    let properties = properties()
+        .into_builder()
+        .set_data_page_row_count_limit(usize::MAX)
+        .set_column_data_page_size_limit(ColumnPath::from("text"), usize::MAX)
+        .set_write_batch_size(300_000)
+        .build();
+    let digits = "0123456789".repeat(30);
+    let values: Vec<Option<String>> = (0..300_000usize)
+        .map(|row| Some(digits[..(row * 7919) % 300].to_string()))
+        .collect();
+    let batches = [batch(&schema, 0, &values)];
+    let path = write_part(directory.path(), &schema, &properties, &batches);
+    assert_eq!(read_rows(&path), expected_rows(&batches));
+    // One page per row group (of 2^18 rows): its lengths take about 320 KiB.
+    assert_eq!(
+        text_pages(&path),
+        [
+            vec![(Encoding::DELTA_LENGTH_BYTE_ARRAY, 262_144)],
+            vec![(Encoding::DELTA_LENGTH_BYTE_ARRAY, 300_000 - 262_144)]
+        ]
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
