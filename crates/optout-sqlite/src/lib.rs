@@ -6,6 +6,7 @@
 //! encoding and hash are recomputed from them when verifying, so a change to any stored
 //! column breaks the chain at that position.
 
+mod read_ahead;
 mod rows;
 mod schema;
 
@@ -103,6 +104,14 @@ impl SqliteLedger {
     ) -> Result<T, StoreError> {
         let connection = schema::open_connection(&self.path)?;
         work(&connection)
+    }
+
+    /// [`Self::scan`], for queries that read most of the file: see [`read_ahead`].
+    fn scan_reading_ahead<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        read_ahead::while_reading_ahead(&self.path, || self.scan(work))
     }
 
     fn read<T>(
@@ -209,7 +218,7 @@ impl Ledger for SqliteLedger {
         up_to: LedgerPosition,
         visit: &mut dyn FnMut(ChoiceFacts),
     ) -> Result<(), StoreError> {
-        self.scan(|connection| {
+        self.scan_reading_ahead(|connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT position, member, purpose, allowed, at_us FROM events \
@@ -318,7 +327,7 @@ impl Ledger for SqliteLedger {
         up_to: LedgerPosition,
         visit: &mut dyn FnMut(MemberId, bool),
     ) -> Result<bool, StoreError> {
-        self.scan(|connection| {
+        self.scan_reading_ahead(|connection| {
             // Walks the index alone (it covers every column asked for), in its order: a
             // member's rows are adjacent and in (time, position) order, so each member's
             // last row is its latest choice.
