@@ -17,9 +17,9 @@ use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ColumnChunkMetaData, OffsetIndexBuilder, PageEncodingStats};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
-use parquet::schema::types::ColumnDescPtr;
+use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 /// A column's chunks, encoded without the Arrow writer: the rows of each batch in turn,
 /// then a row group's chunk at a time.
@@ -31,6 +31,24 @@ pub(crate) trait ColumnChunkEncoder: Send {
     /// metadata for the row group writer; the encoder is then ready for the next row
     /// group.
     fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)>;
+}
+
+/// The descriptor of `leaf` of `schema`, when `properties` ask nothing of its chunks that
+/// the encoders of this crate leave out: they write data pages v2, without statistics or
+/// bloom filters.
+pub(crate) fn leaf_without_extras(
+    schema: &SchemaDescriptor,
+    leaf: usize,
+    properties: &WriterProperties,
+) -> Option<ColumnDescPtr> {
+    if properties.writer_version() != WriterVersion::PARQUET_2_0 || leaf >= schema.num_columns() {
+        return None;
+    }
+    let descriptor = schema.column(leaf);
+    let path = descriptor.path();
+    let extras = properties.statistics_enabled(path) != EnabledStatistics::None
+        || properties.bloom_filter_properties(path).is_some();
+    (!extras).then_some(descriptor)
 }
 
 /// The compression of a column's pages.

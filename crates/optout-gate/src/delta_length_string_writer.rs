@@ -18,11 +18,12 @@ use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::Result;
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use crate::column_chunk::{
-    assemble_chunk, general, ColumnChunkEncoder, DataPage, PageCompressor, PageShape,
+    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, PageCompressor,
+    PageShape,
 };
 use crate::{delta_binary_packed, rle_hybrid};
 
@@ -115,22 +116,20 @@ impl DeltaLengthStringWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DeltaLengthStringWriter>> {
-        if !is_string(field.data_type())
-            || properties.writer_version() != WriterVersion::PARQUET_2_0
-            || leaf >= schema.num_columns()
-        {
+        let descriptor = match is_string(field.data_type()) {
+            true => leaf_without_extras(schema, leaf, properties),
+            false => None,
+        };
+        let Some(descriptor) = descriptor else {
             return Ok(None);
-        }
-        let descriptor = schema.column(leaf);
+        };
         let path = descriptor.path();
         let top_level = descriptor.physical_type() == PhysicalType::BYTE_ARRAY
             && descriptor.max_rep_level() == 0
             && descriptor.max_def_level() == i16::from(field.is_nullable());
         let honoured = top_level
             && !properties.dictionary_enabled(path)
-            && properties.encoding(path) == Some(Encoding::DELTA_LENGTH_BYTE_ARRAY)
-            && properties.statistics_enabled(path) == EnabledStatistics::None
-            && properties.bloom_filter_properties(path).is_none();
+            && properties.encoding(path) == Some(Encoding::DELTA_LENGTH_BYTE_ARRAY);
         if !honoured {
             return Ok(None);
         }

@@ -26,11 +26,12 @@ use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
-use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use crate::column_chunk::{
-    assemble_chunk, general, ColumnChunkEncoder, DataPage, PageCompressor, PageShape,
+    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, PageCompressor,
+    PageShape,
 };
 use crate::rle_hybrid;
 
@@ -269,13 +270,13 @@ impl DictionaryListWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DictionaryListWriter>> {
-        if !is_dictionary_string_list(field.data_type())
-            || properties.writer_version() != WriterVersion::PARQUET_2_0
-            || leaf >= schema.num_columns()
-        {
+        let descriptor = match is_dictionary_string_list(field.data_type()) {
+            true => leaf_without_extras(schema, leaf, properties),
+            false => None,
+        };
+        let Some(descriptor) = descriptor else {
             return Ok(None);
-        }
-        let descriptor = schema.column(leaf);
+        };
         let path = descriptor.path();
         let list_nullable = schema.get_column_root(leaf).is_optional();
         let item_nullable = descriptor.self_type().is_optional();
@@ -288,9 +289,7 @@ impl DictionaryListWriter {
         };
         let honoured = three_level_list
             && properties.dictionary_enabled(path)
-            && matches!(properties.encoding(path), None | Some(Encoding::PLAIN))
-            && properties.statistics_enabled(path) == EnabledStatistics::None
-            && properties.bloom_filter_properties(path).is_none();
+            && matches!(properties.encoding(path), None | Some(Encoding::PLAIN));
         if !honoured {
             return Ok(None);
         }

@@ -39,7 +39,10 @@ use crate::error::GateError;
 use crate::input::{FileFormat, HashingWriter};
 
 pub const ZSTD_LEVEL: i32 = 3;
-/// Values bytes per page of the columns written without a dictionary.
+/// Values bytes per page of the columns written without a dictionary: twice parquet-rs's
+/// default. Its writer let these pages grow to about 2 MiB anyway (it checks the limit
+/// after each batch of rows); cut at 1 MiB, the benchmark's free text took 1.1% more
+/// bytes compressed.
 const DISTINCT_PAGE_BYTES: usize = 2 << 20;
 /// Rows per output row group; bounds what a writer buffers (compressed) in memory.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 256 * 1024;
