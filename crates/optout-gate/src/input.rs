@@ -110,48 +110,8 @@ fn directory_files(directory: &Path) -> Result<Vec<InputFile>, GateError> {
     Ok(files)
 }
 
-/// Size and SHA-256 (hex) of a file.
-pub use optout_index::export::file_sha256 as digest_file;
-
-/// Bytes read per step of a [`FileDigest`]: how long a stop request may wait.
-const DIGEST_CHUNK_BYTES: usize = 1 << 20;
-
-/// A file's size and SHA-256 taken in steps, so the digest can pause between two chunks
-/// (the gate digests inputs beside the snapshot build and stops when the snapshot is
-/// ready) and be resumed later from where it stopped, by another thread.
-pub struct FileDigest {
-    file: fs::File,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl FileDigest {
-    pub fn open(path: &Path) -> std::io::Result<FileDigest> {
-        Ok(FileDigest {
-            file: fs::File::open(path)?,
-            hasher: Sha256::new(),
-            bytes: 0,
-        })
-    }
-
-    /// Reads on until the end of the file, or until `stop` says so between two chunks.
-    /// Returns the size and SHA-256 (hex) once the whole file is read.
-    pub fn advance(&mut self, stop: &dyn Fn() -> bool) -> std::io::Result<Option<(u64, String)>> {
-        let mut buffer = vec![0u8; DIGEST_CHUNK_BYTES];
-        loop {
-            if stop() {
-                return Ok(None);
-            }
-            let read = std::io::Read::read(&mut self.file, &mut buffer)?;
-            let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
-                let hasher = std::mem::take(&mut self.hasher);
-                return Ok(Some((self.bytes, hex::encode(hasher.finalize()))));
-            };
-            self.hasher.update(chunk);
-            self.bytes += read as u64;
-        }
-    }
-}
+/// Size and SHA-256 (hex) of a file, and the same taken in steps.
+pub use optout_index::file_digest::{file_sha256 as digest_file, FileDigest};
 
 /// A writer that hashes what passes through it, so an output's digest costs no second
 /// read. Parquet and JSON Lines writers only append, never seek.
@@ -188,41 +148,5 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-
-    use super::*;
-
-    /// A digest stopped between chunks and resumed (even right away, or with nothing
-    /// read) ends with the same size and SHA-256 as one read straight through.
-    #[test]
-    fn a_digest_stopped_and_resumed_matches_one_read_through() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("input.bin");
-        let content: Vec<u8> = (0..(DIGEST_CHUNK_BYTES * 3 + 12_345))
-            .map(|index| (index % 251) as u8)
-            .collect();
-        fs::write(&path, &content).unwrap();
-        let expected = digest_file(&path).unwrap();
-
-        let mut digest = FileDigest::open(&path).unwrap();
-        assert_eq!(
-            digest.advance(&|| true).unwrap(),
-            None,
-            "stopped before reading"
-        );
-        let chunks_left = Cell::new(2u32);
-        let stop_after_two = || {
-            let left = chunks_left.get();
-            chunks_left.set(left.saturating_sub(1));
-            left == 0
-        };
-        assert_eq!(digest.advance(&stop_after_two).unwrap(), None);
-        assert_eq!(digest.bytes, 2 * DIGEST_CHUNK_BYTES as u64);
-        assert_eq!(digest.advance(&|| false).unwrap(), Some(expected));
     }
 }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::decision_table::ExplicitState;
+use crate::file_digest::file_sha256;
 use crate::snapshot::Snapshot;
 
 const SIGNATURE_DOMAIN: &str = "optout-snapshot-v1";
@@ -350,21 +351,4 @@ fn digest_file(path: &Path) -> Result<(u64, String), ExportError> {
         path: path.to_path_buf(),
         error,
     })
-}
-
-/// Size and SHA-256 (hex) of a file, read in 1 MiB chunks.
-pub fn file_sha256(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let read = std::io::Read::read(&mut file, &mut buffer)?;
-        let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
-            break;
-        };
-        hasher.update(chunk);
-        bytes += read as u64;
-    }
-    Ok((bytes, hex::encode(hasher.finalize())))
 }

@@ -19,6 +19,7 @@ pub mod decision_table;
 pub mod dense;
 pub mod explicit;
 pub mod export;
+pub mod file_digest;
 pub mod index;
 mod latest;
 pub mod snapshot;

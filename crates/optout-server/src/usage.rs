@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use optout_core::{DatasetRecord, LedgerPosition, MemberId, PublicKey};
 use optout_gate::manifest::MANIFEST_FILE;
 use optout_gate::DatasetManifest;
-use optout_index::export::file_sha256;
+use optout_index::file_digest::file_sha256;
 use roaring::RoaringTreemap;
 
 use crate::dto::{DatasetSummary, UncheckedDataset, UsageResponse};

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use optout_core::{LedgerPosition, Timestamp};
-use optout_index::export::{file_sha256, ExportFormat, SnapshotManifest, MANIFEST_FILE};
+use optout_index::export::{ExportFormat, SnapshotManifest, MANIFEST_FILE};
+use optout_index::file_digest::file_sha256;
 use optout_index::{export_snapshot, Snapshot, SnapshotSource};
 use optout_store::policy_history;
 use serde_json::json;
