@@ -157,18 +157,6 @@ impl DeltaLengthStringWriter {
         }))
     }
 
-    fn write_column(&mut self, column: &dyn Array) -> Result<()> {
-        match column.data_type() {
-            DataType::Utf8View => self.write_strings(column.as_string_view()),
-            DataType::Utf8 => self.write_strings(column.as_string::<i32>()),
-            DataType::LargeUtf8 => self.write_strings(column.as_string::<i64>()),
-            other => Err(general(format!(
-                "column {}: expected strings, got {other}",
-                self.settings.descriptor.path()
-            ))),
-        }
-    }
-
     fn write_strings<'a, A>(&mut self, strings: A) -> Result<()>
     where
         A: ArrayAccessor<Item = &'a str>,
@@ -276,10 +264,24 @@ impl DeltaLengthStringWriter {
         self.page.clear();
         Ok(())
     }
+}
+
+impl ColumnChunkEncoder for DeltaLengthStringWriter {
+    fn write(&mut self, column: &dyn Array) -> Result<()> {
+        match column.data_type() {
+            DataType::Utf8View => self.write_strings(column.as_string_view()),
+            DataType::Utf8 => self.write_strings(column.as_string::<i32>()),
+            DataType::LargeUtf8 => self.write_strings(column.as_string::<i64>()),
+            other => Err(general(format!(
+                "column {}: expected strings, got {other}",
+                self.settings.descriptor.path()
+            ))),
+        }
+    }
 
     /// Ends the row group's chunk: its encoded pages, with offsets from 0, and the
     /// metadata for the row group writer.
-    fn finish_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
         if self.page.rows > 0 {
             self.finish_page()?;
         }
@@ -293,15 +295,5 @@ impl DeltaLengthStringWriter {
             pages,
             rows,
         )
-    }
-}
-
-impl ColumnChunkEncoder for DeltaLengthStringWriter {
-    fn write(&mut self, column: &dyn Array) -> Result<()> {
-        self.write_column(column)
-    }
-
-    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
-        self.finish_chunk()
     }
 }

@@ -320,76 +320,6 @@ impl DictionaryListWriter {
         }))
     }
 
-    fn write_column(&mut self, column: &dyn Array) -> Result<()> {
-        let wrong_type = || {
-            general(format!(
-                "column {}: expected List<Dictionary<Int32, Utf8>>, got {}",
-                self.settings.descriptor.path(),
-                column.data_type()
-            ))
-        };
-        let list = column.as_list_opt::<i32>().ok_or_else(wrong_type)?;
-        let items = list
-            .values()
-            .as_dictionary_opt::<Int32Type>()
-            .ok_or_else(wrong_type)?;
-        let values = items
-            .values()
-            .as_string_opt::<i32>()
-            .ok_or_else(wrong_type)?;
-        let keys = items.keys();
-        // One remap serves the whole batch: if the dictionary fills up during it, the rest
-        // of the batch is written PLAIN, which needs none.
-        if self.value_encoding == ValueEncoding::Dictionary {
-            self.remap.use_values(values);
-        }
-        let levels = self.settings.levels;
-        // As in parquet-rs, the limits are checked after each mini-batch: the rows that
-        // reach `mini_batch_levels` levels from the batch's start or the last check. The
-        // pages then hold the rows parquet-rs would give them. Cutting at exactly 20,000
-        // rows (the default limit) left the benchmark's skills pages just under 128 KiB
-        // of values, where zstd level 3 switches to its parameters for small inputs:
-        // 7% more bytes for the same values.
-        let mut mini_batch_levels = 0;
-        for (row, bounds) in list.value_offsets().windows(2).enumerate() {
-            let &[start, end] = bounds else {
-                continue;
-            };
-            if list.is_null(row) {
-                if !levels.list_nullable {
-                    return Err(self.null_in_required("list"));
-                }
-                self.page.push_empty(0);
-                mini_batch_levels += 1;
-            } else if start == end {
-                self.page.push_empty(levels.empty_list);
-                mini_batch_levels += 1;
-            } else {
-                let (start, end) = (start as usize, end as usize);
-                let row_keys = keys
-                    .values()
-                    .get(start..end)
-                    .ok_or_else(|| general("list offsets beyond the items"))?;
-                match self.value_encoding {
-                    ValueEncoding::Dictionary => {
-                        self.push_dictionary_items(row_keys, start, keys, values)?
-                    }
-                    ValueEncoding::Plain => self.push_plain_items(row_keys, start, keys, values)?,
-                }
-                mini_batch_levels += row_keys.len();
-            }
-            self.page.rows += 1;
-            if mini_batch_levels >= self.settings.mini_batch_levels {
-                self.end_mini_batch()?;
-                mini_batch_levels = 0;
-            }
-        }
-        if mini_batch_levels > 0 {
-            self.end_mini_batch()?;
-        }
-        Ok(())
-    }
-
     /// Items `first..` of a row, as indices into the row group's dictionary.
     fn push_dictionary_items(
         &mut self,
@@ -583,11 +513,83 @@ impl DictionaryListWriter {
         self.page.clear();
         Ok(())
     }
+}
+
+impl ColumnChunkEncoder for DictionaryListWriter {
+    fn write(&mut self, column: &dyn Array) -> Result<()> {
+        let wrong_type = || {
+            general(format!(
+                "column {}: expected List<Dictionary<Int32, Utf8>>, got {}",
+                self.settings.descriptor.path(),
+                column.data_type()
+            ))
+        };
+        let list = column.as_list_opt::<i32>().ok_or_else(wrong_type)?;
+        let items = list
+            .values()
+            .as_dictionary_opt::<Int32Type>()
+            .ok_or_else(wrong_type)?;
+        let values = items
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(wrong_type)?;
+        let keys = items.keys();
+        // One remap serves the whole batch: if the dictionary fills up during it, the rest
+        // of the batch is written PLAIN, which needs none.
+        if self.value_encoding == ValueEncoding::Dictionary {
+            self.remap.use_values(values);
+        }
+        let levels = self.settings.levels;
+        // As in parquet-rs, the limits are checked after each mini-batch: the rows that
+        // reach `mini_batch_levels` levels from the batch's start or the last check. The
+        // pages then hold the rows parquet-rs would give them. Cutting at exactly 20,000
+        // rows (the default limit) left the benchmark's skills pages just under 128 KiB
+        // of values, where zstd level 3 switches to its parameters for small inputs:
+        // 7% more bytes for the same values.
+        let mut mini_batch_levels = 0;
+        for (row, bounds) in list.value_offsets().windows(2).enumerate() {
+            let &[start, end] = bounds else {
+                continue;
+            };
+            if list.is_null(row) {
+                if !levels.list_nullable {
+                    return Err(self.null_in_required("list"));
+                }
+                self.page.push_empty(0);
+                mini_batch_levels += 1;
+            } else if start == end {
+                self.page.push_empty(levels.empty_list);
+                mini_batch_levels += 1;
+            } else {
+                let (start, end) = (start as usize, end as usize);
+                let row_keys = keys
+                    .values()
+                    .get(start..end)
+                    .ok_or_else(|| general("list offsets beyond the items"))?;
+                match self.value_encoding {
+                    ValueEncoding::Dictionary => {
+                        self.push_dictionary_items(row_keys, start, keys, values)?
+                    }
+                    ValueEncoding::Plain => self.push_plain_items(row_keys, start, keys, values)?,
+                }
+                mini_batch_levels += row_keys.len();
+            }
+            self.page.rows += 1;
+            if mini_batch_levels >= self.settings.mini_batch_levels {
+                self.end_mini_batch()?;
+                mini_batch_levels = 0;
+            }
+        }
+        if mini_batch_levels > 0 {
+            self.end_mini_batch()?;
+        }
+        Ok(())
+    }
 
     /// Ends the row group's chunk: its encoded bytes (dictionary page, then data pages),
     /// with offsets from 0, and the metadata for the row group writer. The writer is then
     /// ready for the next row group, with a new dictionary.
-    fn finish_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
+    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
         if self.page.rows > 0 {
             self.finish_page()?;
         }
@@ -617,15 +619,5 @@ impl DictionaryListWriter {
             pages,
             rows,
         )
-    }
-}
-
-impl ColumnChunkEncoder for DictionaryListWriter {
-    fn write(&mut self, column: &dyn Array) -> Result<()> {
-        self.write_column(column)
-    }
-
-    fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)> {
-        self.finish_chunk()
     }
 }
