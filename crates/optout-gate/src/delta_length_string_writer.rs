@@ -195,8 +195,12 @@ impl DeltaLengthStringWriter {
                 continue;
             }
             let value = strings.value(row);
-            let length =
-                i32::try_from(value.len()).map_err(|_| general("a string is longer than 2 GiB"))?;
+            let length = i32::try_from(value.len()).map_err(|_| {
+                general(format!(
+                    "column {}: a string is longer than 2 GiB",
+                    self.settings.descriptor.path()
+                ))
+            })?;
             page.lengths.push(length);
             page.values.extend_from_slice(value.as_bytes());
             if self.settings.nullable {

@@ -348,11 +348,7 @@ impl DictionaryListWriter {
                 self.remap.output_index(key, values, &mut self.dictionary)?
             };
             if index == NULL_VALUE {
-                if !levels.item_nullable {
-                    return Err(self.null_in_required("item"));
-                }
-                self.page.definition_levels.push(levels.null_item());
-                self.page.nulls += 1;
+                self.push_null_item()?;
             } else {
                 self.page.definition_levels.push(levels.item);
                 self.page.dictionary_indices.push(index);
@@ -392,15 +388,20 @@ impl DictionaryListWriter {
                     self.page.plain_values.extend_from_slice(value.as_bytes());
                     self.page.plain_string_bytes += i64::from(length);
                 }
-                None => {
-                    if !levels.item_nullable {
-                        return Err(self.null_in_required("item"));
-                    }
-                    self.page.definition_levels.push(levels.null_item());
-                    self.page.nulls += 1;
-                }
+                None => self.push_null_item()?,
             }
         }
+        Ok(())
+    }
+
+    /// A null item, where the schema lets items be null.
+    fn push_null_item(&mut self) -> Result<()> {
+        let levels = self.settings.levels;
+        if !levels.item_nullable {
+            return Err(self.null_in_required("item"));
+        }
+        self.page.definition_levels.push(levels.null_item());
+        self.page.nulls += 1;
         Ok(())
     }
 

@@ -202,15 +202,22 @@ impl ParquetPart {
             return Ok(());
         }
         let fields = self.schema.fields();
-        let same_types = batch.num_columns() == fields.len()
-            && fields
-                .iter()
-                .zip(batch.columns())
-                .all(|(field, column)| field.data_type() == column.data_type());
-        if !same_types {
-            return Err(ParquetError::General(
-                "a batch does not have the part's schema".into(),
-            ));
+        if batch.num_columns() != fields.len() {
+            return Err(ParquetError::General(format!(
+                "a batch has {} columns, the part {}",
+                batch.num_columns(),
+                fields.len()
+            )));
+        }
+        for (field, column) in fields.iter().zip(batch.columns()) {
+            if field.data_type() != column.data_type() {
+                return Err(ParquetError::General(format!(
+                    "column {}: a batch has type {}, the part {}",
+                    field.name(),
+                    column.data_type(),
+                    field.data_type()
+                )));
+            }
         }
         let mut remaining = batch.clone();
         loop {
