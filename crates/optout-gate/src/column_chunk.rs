@@ -11,6 +11,7 @@
 use std::io::Cursor;
 
 use arrow_array::Array;
+use arrow_buffer::BooleanBuffer;
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
@@ -21,11 +22,36 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
+/// The rows of a batch that go into the output: all of them, or those set in a mask as
+/// long as the batch. The encoders of this crate skip the others as they go, where the
+/// Arrow writer needs the batch filtered first (which copies every kept value once more:
+/// 1.2% of the gate's time at 10M members, most of it in building filtered lists).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum KeptRows<'a> {
+    All,
+    Masked(&'a BooleanBuffer),
+}
+
+impl KeptRows<'_> {
+    /// Calls `visit` with the index of each kept row of a batch of `rows` rows, in order,
+    /// until it fails.
+    pub(crate) fn try_for_each(
+        self,
+        rows: usize,
+        mut visit: impl FnMut(usize) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            KeptRows::All => (0..rows).try_for_each(visit),
+            KeptRows::Masked(mask) => mask.set_indices().try_for_each(&mut visit),
+        }
+    }
+}
+
 /// A column's chunks, encoded without the Arrow writer: the rows of each batch in turn,
 /// then a row group's chunk at a time.
 pub(crate) trait ColumnChunkEncoder: Send {
-    /// Appends the rows of `column` to the row group's chunk.
-    fn write(&mut self, column: &dyn Array) -> Result<()>;
+    /// Appends the kept rows of `column` to the row group's chunk.
+    fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()>;
 
     /// Ends the row group's chunk: its encoded pages, with offsets from 0, and the
     /// metadata for the row group writer; the encoder is then ready for the next row

@@ -22,8 +22,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use crate::column_chunk::{
-    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, PageCompressor,
-    PageShape,
+    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, KeptRows,
+    PageCompressor, PageShape,
 };
 use crate::{delta_binary_packed, rle_hybrid};
 
@@ -157,57 +157,68 @@ impl DeltaLengthStringWriter {
         }))
     }
 
-    fn write_strings<'a, A>(&mut self, strings: A) -> Result<()>
+    fn write_strings<'a, A>(&mut self, strings: A, kept: KeptRows<'_>) -> Result<()>
     where
         A: ArrayAccessor<Item = &'a str>,
     {
-        let rows = strings.len();
-        if strings.null_count() > 0 && !self.settings.nullable {
-            return Err(general(format!(
-                "column {}: a null, but the schema says it cannot be null",
-                self.settings.descriptor.path()
-            )));
-        }
-        let mut start = 0;
-        while start < rows {
-            let end = rows.min(start + self.settings.mini_batch_rows);
-            self.push_rows(&strings, start, end)?;
-            if self.page.rows >= self.settings.page_rows_max
-                || self.page_values_bytes() >= self.settings.page_values_bytes_max
-            {
-                self.finish_page()?;
+        let has_nulls = strings.null_count() > 0;
+        // The limits are checked after each mini-batch of kept rows.
+        let mini_batch_rows = self.settings.mini_batch_rows;
+        let mut mini_batch = 0;
+        kept.try_for_each(strings.len(), |row| {
+            self.push_row(&strings, has_nulls, row)?;
+            mini_batch += 1;
+            if mini_batch == mini_batch_rows {
+                mini_batch = 0;
+                self.end_mini_batch()?;
             }
-            start = end;
+            Ok(())
+        })?;
+        if mini_batch > 0 {
+            self.end_mini_batch()?;
         }
         Ok(())
     }
 
-    fn push_rows<'a, A>(&mut self, strings: &A, start: usize, end: usize) -> Result<()>
+    fn end_mini_batch(&mut self) -> Result<()> {
+        if self.page.rows >= self.settings.page_rows_max
+            || self.page_values_bytes() >= self.settings.page_values_bytes_max
+        {
+            self.finish_page()?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn push_row<'a, A>(&mut self, strings: &A, has_nulls: bool, row: usize) -> Result<()>
     where
         A: ArrayAccessor<Item = &'a str>,
     {
         let page = &mut self.page;
-        let has_nulls = strings.null_count() > 0;
-        for row in start..end {
-            if has_nulls && strings.is_null(row) {
-                page.definition_levels.push(0);
-                page.nulls += 1;
-                continue;
-            }
-            let value = strings.value(row);
-            let length = i32::try_from(value.len()).map_err(|_| {
-                general(format!(
-                    "column {}: a string is longer than 2 GiB",
+        page.rows += 1;
+        if has_nulls && strings.is_null(row) {
+            if !self.settings.nullable {
+                return Err(general(format!(
+                    "column {}: a null, but the schema says it cannot be null",
                     self.settings.descriptor.path()
-                ))
-            })?;
-            page.lengths.push(length);
-            page.values.extend_from_slice(value.as_bytes());
-            if self.settings.nullable {
-                page.definition_levels.push(1);
+                )));
             }
+            page.definition_levels.push(0);
+            page.nulls += 1;
+            return Ok(());
         }
-        page.rows += end - start;
+        let value = strings.value(row);
+        let length = i32::try_from(value.len()).map_err(|_| {
+            general(format!(
+                "column {}: a string is longer than 2 GiB",
+                self.settings.descriptor.path()
+            ))
+        })?;
+        page.lengths.push(length);
+        page.values.extend_from_slice(value.as_bytes());
+        if self.settings.nullable {
+            page.definition_levels.push(1);
+        }
         Ok(())
     }
 
@@ -271,11 +282,11 @@ impl DeltaLengthStringWriter {
 }
 
 impl ColumnChunkEncoder for DeltaLengthStringWriter {
-    fn write(&mut self, column: &dyn Array) -> Result<()> {
+    fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()> {
         match column.data_type() {
-            DataType::Utf8View => self.write_strings(column.as_string_view()),
-            DataType::Utf8 => self.write_strings(column.as_string::<i32>()),
-            DataType::LargeUtf8 => self.write_strings(column.as_string::<i64>()),
+            DataType::Utf8View => self.write_strings(column.as_string_view(), kept),
+            DataType::Utf8 => self.write_strings(column.as_string::<i32>(), kept),
+            DataType::LargeUtf8 => self.write_strings(column.as_string::<i64>(), kept),
             other => Err(general(format!(
                 "column {}: expected strings, got {other}",
                 self.settings.descriptor.path()

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::BooleanBufferBuilder;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
 use parquet::file::properties::WriterProperties;
 use roaring::RoaringTreemap;
@@ -767,13 +767,7 @@ impl Worker<'_, '_> {
         if kept == 0 {
             return Ok(());
         }
-        if kept as usize == batch.num_rows() {
-            return self.part.write_batch(&projected);
-        }
-        let mask = BooleanArray::new(keep.finish(), None);
-        let filtered = arrow_select::filter::filter_record_batch(&projected, &mask)
-            .map_err(|error| GateError::schema(path, &request.id_column, error.to_string()))?;
-        self.part.write_batch(&filtered)
+        self.part.write_kept(&projected, Some(&keep.finish()))
     }
 
     fn json_lines(

@@ -21,7 +21,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{BooleanArray, RecordBatch};
+use arrow_buffer::BooleanBuffer;
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowSchemaConverter;
@@ -32,7 +33,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use serde_json::Value;
 
-use crate::column_chunk::ColumnChunkEncoder;
+use crate::column_chunk::{ColumnChunkEncoder, KeptRows};
 use crate::delta_length_string_writer::DeltaLengthStringWriter;
 use crate::dictionary_list_writer::DictionaryListWriter;
 use crate::error::GateError;
@@ -225,11 +226,13 @@ impl ParquetPart {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
-        if batch.num_rows() == 0 {
-            // An empty row group would follow; no chunk may be empty.
-            return Ok(());
-        }
+    /// Appends the rows of `batch` that `keep` keeps (all when `None`). Row groups are
+    /// cut by rows kept; no chunk is ever empty.
+    fn write(
+        &mut self,
+        batch: &RecordBatch,
+        keep: Option<&BooleanBuffer>,
+    ) -> Result<(), ParquetError> {
         let fields = self.schema.fields();
         if batch.num_columns() != fields.len() {
             return Err(ParquetError::General(format!(
@@ -248,26 +251,54 @@ impl ParquetPart {
                 )));
             }
         }
-        let mut remaining = batch.clone();
-        loop {
+        if let Some(keep) = keep.filter(|keep| keep.len() != batch.num_rows()) {
+            return Err(ParquetError::General(format!(
+                "a mask of {} rows for a batch of {}",
+                keep.len(),
+                batch.num_rows()
+            )));
+        }
+        let mut kept_left = keep.map_or(batch.num_rows(), BooleanBuffer::count_set_bits);
+        let mut offset = 0;
+        while kept_left > 0 {
+            // At least one row: the row group is flushed when it is full.
             let room = self.row_group_rows_max - self.row_group_rows;
-            let rest = (remaining.num_rows() > room).then(|| {
-                let rest = remaining.slice(room, remaining.num_rows() - room);
-                remaining = remaining.slice(0, room);
-                rest
-            });
-            self.write_to_row_group(&remaining)?;
+            let rows_left = batch.num_rows() - offset;
+            let (length, kept) = if kept_left <= room {
+                (rows_left, kept_left)
+            } else {
+                // Up to and with the row that fills the row group.
+                let length = match keep {
+                    None => room,
+                    Some(keep) => keep
+                        .slice(offset, rows_left)
+                        .set_indices()
+                        .nth(room - 1)
+                        .map_or(rows_left, |last| last + 1),
+                };
+                (length, room)
+            };
+            let mask = keep
+                .map(|keep| keep.slice(offset, length))
+                .filter(|_| kept < length);
+            self.write_to_row_group(&batch.slice(offset, length), mask.as_ref(), kept)?;
             if self.row_group_rows >= self.row_group_rows_max {
                 self.flush_row_group()?;
             }
-            match rest {
-                Some(rest) => remaining = rest,
-                None => return Ok(()),
-            }
+            offset += length;
+            kept_left -= kept;
         }
+        Ok(())
     }
 
-    fn write_to_row_group(&mut self, batch: &RecordBatch) -> Result<(), ParquetError> {
+    /// Appends the `kept` rows of `batch` that `mask` keeps (all when `None`) to the row
+    /// group being built.
+    fn write_to_row_group(
+        &mut self,
+        batch: &RecordBatch,
+        mask: Option<&BooleanBuffer>,
+        kept: usize,
+    ) -> Result<(), ParquetError> {
         let writers = match &mut self.arrow_writers {
             Some(writers) => writers,
             None => self.arrow_writers.insert(
@@ -280,17 +311,26 @@ impl ParquetPart {
         for ((field, column), encoder) in fields.zip(self.encoders.iter_mut()) {
             match encoder {
                 FieldEncoder::Arrow { .. } => {
-                    for leaf in compute_leaves(field, column)? {
+                    let column = match mask {
+                        Some(mask) => arrow_select::filter::filter(
+                            column.as_ref(),
+                            &BooleanArray::new(mask.clone(), None),
+                        )
+                        .map_err(|error| ParquetError::General(error.to_string()))?,
+                        None => Arc::clone(column),
+                    };
+                    for leaf in compute_leaves(field, &column)? {
                         writers.next().ok_or_else(missing_writer)?.write(&leaf)?;
                     }
                 }
                 FieldEncoder::Own(encoder) => {
                     writers.next().ok_or_else(missing_writer)?;
-                    encoder.write(column.as_ref())?;
+                    let kept_rows = mask.map_or(KeptRows::All, KeptRows::Masked);
+                    encoder.write(column.as_ref(), kept_rows)?;
                 }
             }
         }
-        self.row_group_rows += batch.num_rows();
+        self.row_group_rows += kept;
         Ok(())
     }
 
@@ -499,15 +539,46 @@ impl PartWriter {
 
     /// Appends a batch (Parquet parts) or its rows as JSON objects (JSON Lines parts).
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), GateError> {
-        if batch.num_rows() == 0 {
+        self.write_kept(batch, None)
+    }
+
+    /// Appends the rows of `batch` set in `keep` (as long as the batch; all rows when
+    /// `None`). Parquet parts skip the other rows as they encode; JSON Lines parts write
+    /// the batch filtered.
+    pub fn write_kept(
+        &mut self,
+        batch: &RecordBatch,
+        keep: Option<&BooleanBuffer>,
+    ) -> Result<(), GateError> {
+        if let Some(keep) = keep.filter(|keep| keep.len() != batch.num_rows()) {
+            return Err(GateError::Internal(format!(
+                "a mask of {} rows for a batch of {}",
+                keep.len(),
+                batch.num_rows()
+            )));
+        }
+        let kept = keep.map_or(batch.num_rows(), BooleanBuffer::count_set_bits);
+        if kept == 0 {
             return Ok(());
         }
         if let Sink::Parquet(writer) = &mut self.sink {
-            let written = writer.write(batch);
+            let written = writer.write(batch, keep);
             written.map_err(|error| self.write_error(error))?;
-            self.rows += batch.num_rows() as u64;
+            self.rows += kept as u64;
             return Ok(());
         }
+        let filtered;
+        let batch = match keep.filter(|_| kept < batch.num_rows()) {
+            Some(keep) => {
+                filtered = arrow_select::filter::filter_record_batch(
+                    batch,
+                    &BooleanArray::new(keep.clone(), None),
+                )
+                .map_err(|error| GateError::Internal(error.to_string()))?;
+                &filtered
+            }
+            None => batch,
+        };
         for row in 0..batch.num_rows() {
             let values = batch
                 .columns()
