@@ -692,6 +692,43 @@ fn gate_refuses_bad_parquet_naming_file_and_column() {
     let missing = scratch.file("nowhere.parquet");
     let run = gate(&scratch, &missing, &output, &[]);
     assert_refused(run, &["nowhere.parquet", "cannot read"], &output);
+
+    // A string column (annotated UTF-8) holding bytes that are not UTF-8: the pages are
+    // not compressed, so the bytes are patched in place.
+    let marker = "valid-utf8-marker";
+    let mut headlines = vec!["h".to_string(); 300];
+    headlines[150] = format!("before {marker} after");
+    let mut skills = ListBuilder::new(StringBuilder::new());
+    for _ in 0..300 {
+        skills.values().append_value("rust");
+        skills.append(true);
+    }
+    let not_utf8 = scratch.file("not_utf8.parquet");
+    write_columns(
+        &not_utf8,
+        vec![
+            (
+                "member_id",
+                Arc::new(UInt64Array::from_iter_values(1..=300)) as ArrayRef,
+            ),
+            ("country", Arc::new(StringArray::from(vec!["US"; 300]))),
+            ("headline", Arc::new(StringArray::from(headlines))),
+            ("skills", Arc::new(skills.finish())),
+            ("experience", Arc::new(StringArray::from(vec!["e"; 300]))),
+        ],
+    );
+    let mut bytes = fs::read(&not_utf8).unwrap();
+    let mut patched = 0;
+    for start in 0..bytes.len() - marker.len() {
+        if &bytes[start..start + marker.len()] == marker.as_bytes() {
+            bytes[start + 5] = 0xFF;
+            patched += 1;
+        }
+    }
+    assert!(patched > 0);
+    fs::write(&not_utf8, &bytes).unwrap();
+    let run = gate(&scratch, &not_utf8, &output, &[]);
+    assert_refused(run, &["not_utf8.parquet", "UTF-8"], &output);
 }
 
 // Proves a failure of the machine while reading (an I/O error, here EIO from reading
