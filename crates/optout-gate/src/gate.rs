@@ -701,9 +701,9 @@ impl Worker<'_, '_> {
             .ok_or_else(|| {
                 GateError::schema(path, &request.jurisdiction_column, "is not a string column")
             })?;
-        // Three passes, each a tight loop whose iterations do not wait on each other, so
-        // the cache misses of the random lookups (the explicit state of each member, the
-        // included set's word) overlap instead of being paid one row at a time.
+        // Passes over the batch, each a tight loop whose iterations do not wait on each
+        // other, so the cache misses of the random lookups (the explicit state of each
+        // member, the included set's word) overlap instead of being paid one row at a time.
         let codes = &mut self.codes;
         codes.clear();
         let readable = for_each_id(ids.as_ref(), |_, id| {
