@@ -8,8 +8,8 @@
 //! The chunk is laid out as parquet-rs lays it out under the same properties: data pages
 //! v2, cut at row boundaries by the page row and size limits (checked after each
 //! mini-batch of `write_batch_size` rows), definition levels RLE when the column is
-//! nullable, values `DELTA_LENGTH_BYTE_ARRAY`: the lengths `DELTA_BINARY_PACKED`, then the strings' bytes. No statistics, as for every column
-//! but the id.
+//! nullable, values `DELTA_LENGTH_BYTE_ARRAY`: the lengths `DELTA_BINARY_PACKED`, then
+//! the strings' bytes. No statistics, as for every column but the id.
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayAccessor};
@@ -116,11 +116,11 @@ impl DeltaLengthStringWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DeltaLengthStringWriter>> {
-        let descriptor = match is_string(field.data_type()) {
-            true => leaf_without_extras(schema, leaf, properties),
-            false => None,
-        };
-        let Some(descriptor) = descriptor else {
+        let wanted = is_string(field.data_type());
+        let Some(descriptor) = wanted
+            .then(|| leaf_without_extras(schema, leaf, properties))
+            .flatten()
+        else {
             return Ok(None);
         };
         let path = descriptor.path();

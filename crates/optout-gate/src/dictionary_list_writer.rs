@@ -270,11 +270,11 @@ impl DictionaryListWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DictionaryListWriter>> {
-        let descriptor = match is_dictionary_string_list(field.data_type()) {
-            true => leaf_without_extras(schema, leaf, properties),
-            false => None,
-        };
-        let Some(descriptor) = descriptor else {
+        let wanted = is_dictionary_string_list(field.data_type());
+        let Some(descriptor) = wanted
+            .then(|| leaf_without_extras(schema, leaf, properties))
+            .flatten()
+        else {
             return Ok(None);
         };
         let path = descriptor.path();

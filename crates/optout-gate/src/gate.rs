@@ -738,18 +738,16 @@ impl Worker<'_, '_> {
         let strict_violation = request
             .strict
             .then(|| {
-                codes.iter().position(|&code| {
-                    code == Verdict::InvalidId as u8
-                        || code == Verdict::MissingOrUnknownJurisdiction as u8
+                codes.iter().enumerate().find_map(|(row, &code)| {
+                    let verdict = Verdict::from_code(code);
+                    matches!(
+                        verdict,
+                        Verdict::InvalidId | Verdict::MissingOrUnknownJurisdiction
+                    )
+                    .then_some((row, verdict))
                 })
             })
-            .flatten()
-            .map(|row| {
-                (
-                    row,
-                    Verdict::from_code(codes.get(row).copied().unwrap_or(0)),
-                )
-            });
+            .flatten();
         let included = &mut self.included;
         for_each_id(ids.as_ref(), |row, id| {
             if let (Some(id), Some(&code)) = (id, codes.get(row)) {

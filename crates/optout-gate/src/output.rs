@@ -226,8 +226,9 @@ impl ParquetPart {
         })
     }
 
-    /// Appends the rows of `batch` that `keep` keeps (all when `None`). Row groups are
-    /// cut by rows kept; no chunk is ever empty.
+    /// Appends the rows of `batch` that `keep` keeps (all when `None`; as long as the
+    /// batch, which [`PartWriter::write_kept`] checks). Row groups are cut by rows kept;
+    /// no chunk is ever empty.
     fn write(
         &mut self,
         batch: &RecordBatch,
@@ -250,13 +251,6 @@ impl ParquetPart {
                     field.data_type()
                 )));
             }
-        }
-        if let Some(keep) = keep.filter(|keep| keep.len() != batch.num_rows()) {
-            return Err(ParquetError::General(format!(
-                "a mask of {} rows for a batch of {}",
-                keep.len(),
-                batch.num_rows()
-            )));
         }
         let mut kept_left = keep.map_or(batch.num_rows(), BooleanBuffer::count_set_bits);
         let mut offset = 0;

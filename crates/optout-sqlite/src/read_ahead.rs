@@ -101,7 +101,7 @@ mod tests {
     // so the reading thread does not fall back to copying the file.
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     #[test]
-    fn the_kernel_is_advised_to_the_end_of_the_file() {
+    fn the_kernel_takes_the_advice_for_a_regular_file() {
         let directory = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
         let path = directory.path().join("ledger");
         std::fs::write(&path, vec![7u8; 2 * STEP_BYTES + 5]).unwrap_or_else(|e| panic!("{e}"));
