@@ -12,6 +12,7 @@ use std::io::Cursor;
 
 use arrow_array::Array;
 use arrow_buffer::BooleanBuffer;
+use arrow_schema::{DataType, Field};
 use bytes::Bytes;
 use parquet::basic::{Compression, Encoding, PageType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
@@ -59,15 +60,20 @@ pub(crate) trait ColumnChunkEncoder: Send {
     fn close_chunk(&mut self) -> Result<(Bytes, ColumnCloseResult)>;
 }
 
-/// The descriptor of `leaf` of `schema`, when `properties` ask nothing of its chunks that
-/// the encoders of this crate leave out: they write data pages v2, without statistics or
-/// bloom filters.
+/// The descriptor of `leaf` of `schema`, the only leaf of `field`, when an encoder of this
+/// crate `takes` the field's type and `properties` ask nothing of its chunks that these
+/// encoders leave out: they write data pages v2, without statistics or bloom filters.
 pub(crate) fn leaf_without_extras(
+    field: &Field,
+    takes: fn(&DataType) -> bool,
     schema: &SchemaDescriptor,
     leaf: usize,
     properties: &WriterProperties,
 ) -> Option<ColumnDescPtr> {
-    if properties.writer_version() != WriterVersion::PARQUET_2_0 || leaf >= schema.num_columns() {
+    if !takes(field.data_type())
+        || properties.writer_version() != WriterVersion::PARQUET_2_0
+        || leaf >= schema.num_columns()
+    {
         return None;
     }
     let descriptor = schema.column(leaf);

@@ -116,10 +116,7 @@ impl DeltaLengthStringWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DeltaLengthStringWriter>> {
-        let wanted = is_string(field.data_type());
-        let Some(descriptor) = wanted
-            .then(|| leaf_without_extras(schema, leaf, properties))
-            .flatten()
+        let Some(descriptor) = leaf_without_extras(field, is_string, schema, leaf, properties)
         else {
             return Ok(None);
         };

@@ -270,10 +270,8 @@ impl DictionaryListWriter {
         leaf: usize,
         properties: &WriterProperties,
     ) -> Result<Option<DictionaryListWriter>> {
-        let wanted = is_dictionary_string_list(field.data_type());
-        let Some(descriptor) = wanted
-            .then(|| leaf_without_extras(schema, leaf, properties))
-            .flatten()
+        let Some(descriptor) =
+            leaf_without_extras(field, is_dictionary_string_list, schema, leaf, properties)
         else {
             return Ok(None);
         };
