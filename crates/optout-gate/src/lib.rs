@@ -26,6 +26,7 @@ pub mod member_set;
 pub mod outcome;
 pub mod output;
 pub mod parquet_source;
+mod part_file;
 mod rle_hybrid;
 pub mod verify;
 

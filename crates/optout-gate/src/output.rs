@@ -38,6 +38,7 @@ use crate::delta_length_string_writer::DeltaLengthStringWriter;
 use crate::dictionary_list_writer::DictionaryListWriter;
 use crate::error::GateError;
 use crate::input::{FileFormat, HashingWriter};
+use crate::part_file::PartFile;
 
 pub const ZSTD_LEVEL: i32 = 3;
 /// Values bytes per page of the columns written without a dictionary: twice parquet-rs's
@@ -47,111 +48,6 @@ pub const ZSTD_LEVEL: i32 = 3;
 const DISTINCT_PAGE_BYTES: usize = 2 << 20;
 /// Rows per output row group; bounds what a writer buffers (compressed) in memory.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 256 * 1024;
-
-/// Bytes written to a part between two requests to the background writeback thread.
-const WRITEBACK_BYTES: u64 = 32 << 20;
-/// Bytes per `write` call to a part's file. The Parquet writer hands over its bytes in
-/// pieces of 8 KiB at unaligned offsets, and the kernel zeroes each page cache page that
-/// a write covers only in part before copying into it (1.7% of the gate's time at 10M
-/// members); whole blocks at offsets that are multiples of this size cover their pages.
-/// 64 KiB stays in the core's cache between the copy into it and the copy out; blocks
-/// of 1 MiB made the kernel's copy three times slower.
-const WRITE_BLOCK_BYTES: usize = 64 << 10;
-
-/// A part's file whose data goes to disk while the worker writes on: every
-/// [`WRITEBACK_BYTES`] a thread of its own (blocked on the disk, not using a core) syncs
-/// what was written so far, so the closing `fsync`, on the run's critical path, only has
-/// the tail left to write.
-///
-/// Writes are gathered into blocks of [`WRITE_BLOCK_BYTES`]; `flush` writes the last
-/// partial block.
-struct SyncingFile {
-    file: File,
-    block: Vec<u8>,
-    unsynced: u64,
-    request: Option<std::sync::mpsc::SyncSender<()>>,
-    writeback: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl SyncingFile {
-    fn new(file: File) -> std::io::Result<SyncingFile> {
-        let background = file.try_clone()?;
-        // One pending request at most: a request made while a sync runs is covered by
-        // the next one.
-        let (request, requests) = std::sync::mpsc::sync_channel::<()>(1);
-        let writeback = std::thread::Builder::new()
-            .name("part-writeback".into())
-            .spawn(move || {
-                for () in requests {
-                    background.sync_data()?;
-                }
-                Ok(())
-            })?;
-        Ok(SyncingFile {
-            file,
-            block: Vec::with_capacity(WRITE_BLOCK_BYTES),
-            unsynced: 0,
-            request: Some(request),
-            writeback: Some(writeback),
-        })
-    }
-
-    /// Writes the last block, stops the writeback thread (reporting any failure it met)
-    /// and syncs the rest.
-    fn finish(mut self) -> std::io::Result<()> {
-        self.write_block()?;
-        self.stop()?;
-        self.file.sync_all()
-    }
-
-    fn write_block(&mut self) -> std::io::Result<()> {
-        if self.block.is_empty() {
-            return Ok(());
-        }
-        self.file.write_all(&self.block)?;
-        self.unsynced += self.block.len() as u64;
-        self.block.clear();
-        if self.unsynced >= WRITEBACK_BYTES {
-            self.unsynced = 0;
-            if let Some(request) = &self.request {
-                let _ = request.try_send(());
-            }
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) -> std::io::Result<()> {
-        drop(self.request.take());
-        match self.writeback.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(std::io::Error::other("the writeback thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SyncingFile {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-impl Write for SyncingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let taken = buf.len().min(WRITE_BLOCK_BYTES - self.block.len());
-        self.block
-            .extend_from_slice(buf.get(..taken).unwrap_or_default());
-        if self.block.len() == WRITE_BLOCK_BYTES {
-            self.write_block()?;
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.write_block()?;
-        self.file.flush()
-    }
-}
 
 /// A finished output part.
 #[derive(Clone, Debug)]
@@ -177,7 +73,7 @@ enum FieldEncoder {
 /// into the file in schema order when the row group is full. Only the row group being
 /// built is held in memory (its pages, compressed).
 struct ParquetPart {
-    file: SerializedFileWriter<HashingWriter<SyncingFile>>,
+    file: SerializedFileWriter<HashingWriter<PartFile>>,
     row_groups: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     /// One per field of `schema`.
@@ -190,7 +86,7 @@ struct ParquetPart {
 
 impl ParquetPart {
     fn new(
-        sink: HashingWriter<SyncingFile>,
+        sink: HashingWriter<PartFile>,
         schema: &SchemaRef,
         properties: &WriterProperties,
     ) -> Result<ParquetPart, ParquetError> {
@@ -356,7 +252,7 @@ impl ParquetPart {
     }
 
     /// Writes the last row group and the footer.
-    fn finish(mut self) -> Result<HashingWriter<SyncingFile>, ParquetError> {
+    fn finish(mut self) -> Result<HashingWriter<PartFile>, ParquetError> {
         self.flush_row_group()?;
         self.file.into_inner()
     }
@@ -413,7 +309,7 @@ fn missing_writer() -> ParquetError {
 enum Sink {
     Parquet(Box<ParquetPart>),
     JsonLines {
-        out: Box<BufWriter<HashingWriter<SyncingFile>>>,
+        out: Box<BufWriter<HashingWriter<PartFile>>>,
         /// Each column's name as a JSON key followed by `:`, encoded once.
         keys: Vec<Vec<u8>>,
     },
@@ -487,7 +383,7 @@ impl PartWriter {
             path: temporary.clone(),
             error,
         })?;
-        let file = SyncingFile::new(file).map_err(|error| GateError::Write {
+        let file = PartFile::new(file).map_err(|error| GateError::Write {
             path: temporary.clone(),
             error,
         })?;
@@ -635,35 +531,5 @@ impl PartWriter {
             bytes,
             sha256,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_syncing_file_holds_every_byte_written_in_pieces_of_any_size() -> std::io::Result<()> {
-        let directory = tempfile::tempdir()?;
-        let path = directory.path().join("part");
-        let mut file = SyncingFile::new(File::create(&path)?)?;
-        let mut expected = Vec::new();
-        // Pieces smaller than, equal to and larger than a block, and a flush between
-        // two blocks, which leaves a partial block in the middle of the file.
-        for (piece, size) in [1, 8192, WRITE_BLOCK_BYTES, 3 * WRITE_BLOCK_BYTES + 7, 0, 5]
-            .into_iter()
-            .enumerate()
-        {
-            let bytes: Vec<u8> = (0..size).map(|at| (at * 31 + piece) as u8).collect();
-            file.write_all(&bytes)?;
-            expected.extend_from_slice(&bytes);
-            if piece == 2 {
-                file.flush()?;
-                assert_eq!(std::fs::read(&path)?, expected);
-            }
-        }
-        file.finish()?;
-        assert_eq!(std::fs::read(&path)?, expected);
-        Ok(())
     }
 }
