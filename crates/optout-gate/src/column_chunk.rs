@@ -83,6 +83,14 @@ pub(crate) fn leaf_without_extras(
     (!extras).then_some(descriptor)
 }
 
+/// The largest ZSTD block: one byte under zstd's own 128 KiB. Since zstd 1.5.7, a full
+/// 128 KiB block is first scanned for a place to cut it in two (the "pre-splitter": 1.4%
+/// of the gate's time at 10M members, for pages a fraction of a percent smaller); blocks
+/// below 128 KiB are never split, so this keeps the blocks of zstd 1.5.6 and earlier.
+/// The compression level's parameters (window, tables, search) are untouched, and the
+/// frames are plain ZSTD frames any decoder reads.
+const ZSTD_BLOCK_BYTES_MAX: u32 = (128 << 10) - 1;
+
 /// The compression of a column's pages.
 pub(crate) struct PageCompressor {
     zstd: Option<zstd::bulk::Compressor<'static>>,
@@ -102,10 +110,17 @@ impl PageCompressor {
     ) -> Result<Option<PageCompressor>> {
         let compression = properties.compression(path);
         let zstd = match compression {
-            Compression::ZSTD(level) => Some(
-                zstd::bulk::Compressor::new(level.compression_level())
-                    .map_err(|error| general(format!("zstd: {error}")))?,
-            ),
+            Compression::ZSTD(level) => {
+                let zstd_error = |error: std::io::Error| general(format!("zstd: {error}"));
+                let mut compressor =
+                    zstd::bulk::Compressor::new(level.compression_level()).map_err(zstd_error)?;
+                compressor
+                    .set_parameter(zstd::zstd_safe::CParameter::MaxBlockSize(
+                        ZSTD_BLOCK_BYTES_MAX,
+                    ))
+                    .map_err(zstd_error)?;
+                Some(compressor)
+            }
             Compression::UNCOMPRESSED => None,
             _ => return Ok(None),
         };
