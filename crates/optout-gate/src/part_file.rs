@@ -310,22 +310,24 @@ mod tests {
         (0..size).map(|at| (at * 31 + seed) as u8).collect()
     }
 
-    #[test]
-    fn a_part_file_holds_every_byte_written_in_pieces_of_any_size() -> io::Result<()> {
+    /// Writes pieces of the sizes `sizes` gives for the part's block size, flushing
+    /// after the pieces numbered in `flush_after`, and checks that the file holds every
+    /// piece, in order.
+    fn write_and_check(
+        sizes: impl Fn(usize) -> Vec<usize>,
+        flush_after: &[usize],
+    ) -> io::Result<()> {
         let directory = tempfile::tempdir()?;
         let path = directory.path().join("part");
         let mut file = PartFile::new(File::create(&path)?)?;
-        let block = file.block.capacity;
         let mut expected = Vec::new();
-        // Pieces smaller than, equal to and larger than a block, several blocks' worth
-        // (so the pool of blocks goes round), and an empty one.
-        for (piece, size) in [1, 8192, block, 3 * block + 7, 0, 5, 2 * BLOCKS * block + 1]
-            .into_iter()
-            .enumerate()
-        {
+        for (piece, size) in sizes(file.block.capacity).into_iter().enumerate() {
             let bytes = pattern(size, piece);
             file.write_all(&bytes)?;
             expected.extend_from_slice(&bytes);
+            if flush_after.contains(&piece) {
+                file.flush()?;
+            }
         }
         file.finish()?;
         assert_eq!(std::fs::read(&path)?, expected);
@@ -333,34 +335,26 @@ mod tests {
     }
 
     #[test]
+    fn a_part_file_holds_every_byte_written_in_pieces_of_any_size() -> io::Result<()> {
+        // Pieces smaller than, equal to and larger than a block, several blocks' worth
+        // (so the pool of blocks goes round), and an empty one.
+        write_and_check(
+            |block| vec![1, 8192, block, 3 * block + 7, 0, 5, 2 * BLOCKS * block + 1],
+            &[],
+        )
+    }
+
+    #[test]
     fn a_flush_in_the_middle_of_a_part_leaves_it_whole() -> io::Result<()> {
-        let directory = tempfile::tempdir()?;
-        let path = directory.path().join("part");
-        let mut file = PartFile::new(File::create(&path)?)?;
-        let block = file.block.capacity;
-        let first = pattern(block + 100, 1);
-        let second = pattern(2 * block + ALIGNMENT + 3, 2);
-        file.write_all(&first)?;
-        // The file's position is now unaligned: the rest goes through the page cache.
-        file.flush()?;
-        file.write_all(&second)?;
-        file.finish()?;
-        let mut expected = first;
-        expected.extend_from_slice(&second);
-        assert_eq!(std::fs::read(&path)?, expected);
-        Ok(())
+        // After the flush the file's position is unaligned: the rest goes through the
+        // page cache.
+        write_and_check(|block| vec![block + 100, 2 * block + ALIGNMENT + 3], &[0])
     }
 
     #[test]
     fn a_tail_shorter_than_the_alignment_is_written() -> io::Result<()> {
-        let directory = tempfile::tempdir()?;
         for size in [0, 1, ALIGNMENT - 1, ALIGNMENT, ALIGNMENT + 1] {
-            let path = directory.path().join(format!("part-{size}"));
-            let mut file = PartFile::new(File::create(&path)?)?;
-            let bytes = pattern(size, size);
-            file.write_all(&bytes)?;
-            file.finish()?;
-            assert_eq!(std::fs::read(&path)?, bytes, "{size} bytes");
+            write_and_check(|_| vec![size], &[])?;
         }
         Ok(())
     }
