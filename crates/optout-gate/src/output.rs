@@ -122,13 +122,14 @@ impl ParquetPart {
         })
     }
 
-    /// Appends the rows of `batch` that `keep` keeps (all when `None`; as long as the
-    /// batch, which [`PartWriter::write_kept`] checks). Row groups are cut by rows kept;
-    /// no chunk is ever empty.
+    /// Appends the `kept` rows of `batch` that `keep` keeps (all when `None`; as long as
+    /// the batch, which [`PartWriter::write_kept`] checks, as it counts `kept`). Row
+    /// groups are cut by rows kept; no chunk is ever empty.
     fn write(
         &mut self,
         batch: &RecordBatch,
         keep: Option<&BooleanBuffer>,
+        kept: usize,
     ) -> Result<(), ParquetError> {
         let fields = self.schema.fields();
         if batch.num_columns() != fields.len() {
@@ -148,13 +149,13 @@ impl ParquetPart {
                 )));
             }
         }
-        let mut kept_left = keep.map_or(batch.num_rows(), BooleanBuffer::count_set_bits);
+        let mut kept_left = kept;
         let mut offset = 0;
         while kept_left > 0 {
             // At least one row: the row group is flushed when it is full.
             let room = self.row_group_rows_max - self.row_group_rows;
             let rows_left = batch.num_rows() - offset;
-            let (length, kept) = if kept_left <= room {
+            let (length, kept_here) = if kept_left <= room {
                 (rows_left, kept_left)
             } else {
                 // Up to and with the row that fills the row group.
@@ -170,13 +171,13 @@ impl ParquetPart {
             };
             let mask = keep
                 .map(|keep| keep.slice(offset, length))
-                .filter(|_| kept < length);
-            self.write_to_row_group(&batch.slice(offset, length), mask.as_ref(), kept)?;
+                .filter(|_| kept_here < length);
+            self.write_to_row_group(&batch.slice(offset, length), mask.as_ref(), kept_here)?;
             if self.row_group_rows >= self.row_group_rows_max {
                 self.flush_row_group()?;
             }
             offset += length;
-            kept_left -= kept;
+            kept_left -= kept_here;
         }
         Ok(())
     }
@@ -452,7 +453,7 @@ impl PartWriter {
             return Ok(());
         }
         if let Sink::Parquet(writer) = &mut self.sink {
-            let written = writer.write(batch, keep);
+            let written = writer.write(batch, keep, kept);
             written.map_err(|error| self.write_error(error))?;
             self.rows += kept as u64;
             return Ok(());

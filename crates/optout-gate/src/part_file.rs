@@ -89,8 +89,6 @@ pub struct PartFile {
     full: Option<SyncSender<Block>>,
     empty: Receiver<Block>,
     writer: Option<JoinHandle<io::Result<()>>>,
-    #[cfg_attr(not(test), allow(dead_code))]
-    direct: bool,
 }
 
 impl PartFile {
@@ -116,14 +114,7 @@ impl PartFile {
             full: Some(full),
             empty,
             writer: Some(writer),
-            direct,
         })
-    }
-
-    /// Whether the file was opened for direct I/O.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn is_direct(&self) -> bool {
-        self.direct
     }
 
     /// Hands the block being filled to the writing thread and takes an empty one.
@@ -380,7 +371,8 @@ mod tests {
         let binary = std::env::current_exe()?;
         let directory = tempfile::tempdir_in(binary.parent().unwrap_or(Path::new(".")))?;
         let file = PartFile::new(File::create(directory.path().join("part"))?)?;
-        let direct = file.is_direct();
+        // Blocks of the direct size only when the file was opened for direct I/O.
+        let direct = file.block.capacity == DIRECT_BLOCK_BYTES;
         file.finish()?;
         assert!(direct, "the file system refused O_DIRECT");
         Ok(())
