@@ -36,6 +36,13 @@ log() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)" >&2; }
 # The machine's load average before each timed phase: the runs share the cores with
 # whatever else runs, and the summary says how busy the machine was.
 load() { printf '%s %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/load.txt"; }
+# Reads files through the page cache before a timed phase. The kit's rule is that inputs
+# start in the page cache ("after generation, all of them"), but a host may page out file
+# pages left unused for a minute (DAMON's `pageout` scheme does on these machines): the
+# peers' phase of a round lasts longer than that, so without this our ledger and the input
+# columns only the digest reads would start on the disk, and the first peer of a round would
+# find the pages our runs did not touch gone. Every engine's inputs are warmed alike.
+warm() { cat "$@" >/dev/null; }
 
 kit="$shared/bench"
 [ -f "$kit/peers.py" ] || { echo "no benchmark kit at $kit (set SHARED_DIR)" >&2; exit 2; }
@@ -78,6 +85,7 @@ cat "$out/import.json" >&2
 : >"$out/peers-summary.jsonl"
 : >"$out/peers-runs.jsonl"
 for repeat in $(seq 1 "$repeats"); do
+    warm "$data"/profiles/*.parquet "$data"/choices/*.parquet
     load "round $repeat, before peers:"
     log "round $repeat of $repeats: peers ($engines)"
     "$py" "$kit/peers.py" --data "$data" --engines "$engines" --tasks gate,copy \
@@ -93,6 +101,7 @@ for repeat in $(seq 1 "$repeats"); do
         rm -rf "$dest"
         extra=()
         [ "$task" = copy ] && extra=(--no-consent)
+        warm "$data"/profiles/*.parquet "$ledger"/ledger.sqlite*
         /usr/bin/time -v -o "$out/runs/$task-$repeat.time" \
             "$optout" --data-dir "$ledger" --quiet gate --purpose "$purpose" --cutoff "$cutoff" \
             --input "$data/profiles" --output "$dest" --fields headline,skills,experience \
