@@ -10,7 +10,8 @@
 #
 # The peers and optout run in rounds (every peer once, then optout), so load from other
 # work on the machine falls on all of them alike; the load average before each phase is
-# recorded and printed with the table.
+# recorded and printed with the table. Before each phase the engines' inputs are read
+# into the page cache, so every engine starts warm, as the kit's rule assumes.
 #
 # Environment (all optional):
 #   SHARED_DIR     the shared/ checkout (default: ../shared beside this repository)
