@@ -42,9 +42,10 @@ const UNIT_ROWS_MIN: usize = 64 * 1024;
 const UNITS_PER_WORKER: usize = 2;
 /// Slices each of the last row groups (one per worker) is cut into. The cores finish
 /// about half a slice apart; a slice costs the decoding of the list pages before it
-/// (0.2% of the samples at 10M with 4 slices), so 8 (at 10M, the workers ended
-/// 0.05-0.1 s apart instead of 0.1-0.2 s).
-const TAIL_SLICES: usize = 8;
+/// (0.2% of the samples at 10M with 4 slices, within the noise at 16). At 10M, the last
+/// stretch with one core busy took 0.1-0.2 s with 4 slices, 40-100 ms with 8 and 20-60 ms
+/// with 16; `UNIT_ROWS_MIN` stops the cutting there for row groups of a million rows.
+const TAIL_SLICES: usize = 16;
 /// A row's code while its id is null or invalid (explicit states are 0 to 2).
 const INVALID_ID_CODE: u8 = u8::MAX;
 
