@@ -38,12 +38,15 @@ pub fn encode<T: Copy + PartialEq + Into<u32>>(values: &[T], bit_width: u8, out:
     // whole groups, before the next repeated run.
     let mut literals_start = 0;
     let mut search_from = 0;
-    while let Some(run_start) = next_repeat(values, search_from) {
-        let rest = values.get(run_start..).unwrap_or_default();
-        let Some(&value) = rest.first() else {
+    let next_run = if repeated_run_values_min >= 2 * 8 - 1 {
+        next_long_run::<T, 8>
+    } else {
+        next_long_run::<T, 4>
+    };
+    while let Some((run_start, repeats)) = next_run(values, search_from) {
+        let Some(&value) = values.get(run_start) else {
             break;
         };
-        let repeats = rest.iter().take_while(|&&next| next == value).count();
         // The first repeats complete the last group of the values before.
         let pending = run_start - literals_start;
         let borrowed = (GROUP_VALUES - pending % GROUP_VALUES) % GROUP_VALUES;
@@ -67,13 +70,42 @@ pub fn encode<T: Copy + PartialEq + Into<u32>>(values: &[T], bit_width: u8, out:
     );
 }
 
-/// Where, from `from` on, a value first equals the next one.
-fn next_repeat<T: PartialEq>(values: &[T], from: usize) -> Option<usize> {
-    let position = values
-        .get(from..)?
-        .windows(2)
-        .position(|pair| matches!(pair, [first, second] if first == second))?;
-    Some(from + position)
+/// A repeated run is never shorter than a group, and a run of `2 * P - 1` equal values or
+/// more covers a whole block of `P` values whatever its start: probing blocks of 4 values
+/// finds every run that can become a repeated one, and blocks of 8 do where the shortest
+/// such run is 15 values or more (one-bit values: 25).
+const _: () = assert!(2 * 4 - 1 <= GROUP_VALUES);
+
+/// The next run of equal values at or after `from` that covers a whole block of `P`
+/// values (every run of `2 * P - 1` or more does), as its start and length. Runs are
+/// maximal: `from` is 0 or the end of the run found before, where the value changes.
+/// Probing blocks instead of every pair of neighbours is what makes this fast: repetition
+/// levels hold a run of a few values for every list, and none of them matters.
+fn next_long_run<T: Copy + PartialEq, const P: usize>(
+    values: &[T],
+    from: usize,
+) -> Option<(usize, usize)> {
+    let first_block = from.div_ceil(P);
+    let (blocks, _) = values.get(first_block * P..)?.as_chunks::<P>();
+    let block = blocks.iter().position(|block| match block.split_first() {
+        Some((first, rest)) => rest.iter().all(|value| value == first),
+        None => false,
+    })?;
+    let block_start = (first_block + block) * P;
+    let &value = values.get(block_start)?;
+    let before = values
+        .get(from..block_start)?
+        .iter()
+        .rev()
+        .take_while(|&&earlier| earlier == value)
+        .count();
+    let start = block_start - before;
+    let length = values
+        .get(start..)?
+        .iter()
+        .take_while(|&&next| next == value)
+        .count();
+    Some((start, length))
 }
 
 /// Bit-packed runs of `values`; all but the stream's last have whole groups.
@@ -82,8 +114,12 @@ fn put_literals<T: Copy + Into<u32>>(values: &[T], bit_width: u8, out: &mut Vec<
         let groups = run.len().div_ceil(GROUP_VALUES);
         put_uleb128((groups as u64) << 1 | 1, out);
         let (whole, rest) = run.as_chunks::<GROUP_VALUES>();
-        for group in whole {
-            put_group(group, bit_width, out);
+        if (9..=16).contains(&bit_width) {
+            put_narrow_groups(whole, bit_width, out);
+        } else {
+            for group in whole {
+                put_group(group, bit_width, out);
+            }
         }
         if !rest.is_empty() {
             let mut padded = [0u32; GROUP_VALUES];
@@ -93,6 +129,37 @@ fn put_literals<T: Copy + Into<u32>>(values: &[T], bit_width: u8, out: &mut Vec<
             put_group(&padded, bit_width, out);
         }
     }
+}
+
+/// Bytes one store of [`put_narrow_groups`] writes: a group of values of up to 16 bits.
+const NARROW_GROUP_BYTES: usize = 16;
+
+/// Groups of values of 9 to 16 bits (the dictionary indices of lists), each packed into
+/// one word and stored whole: the next group's store overwrites the zero bytes past this
+/// group's `bit_width`, so a group costs one store instead of a push per byte. (At 8 bits
+/// or fewer [`put_group`] already writes a group at once.)
+fn put_narrow_groups<T: Copy + Into<u32>>(
+    groups: &[[T; GROUP_VALUES]],
+    bit_width: u8,
+    out: &mut Vec<u8>,
+) {
+    let width = usize::from(bit_width);
+    debug_assert!(width * GROUP_VALUES <= NARROW_GROUP_BYTES * 8);
+    let start = out.len();
+    let end = start + groups.len() * width;
+    out.resize(end + NARROW_GROUP_BYTES, 0);
+    let mut at = start;
+    for group in groups {
+        let mut packed = 0u128;
+        for (index, &value) in group.iter().enumerate() {
+            packed |= u128::from(value.into()) << (index * width);
+        }
+        if let Some(slot) = out.get_mut(at..at + NARROW_GROUP_BYTES) {
+            slot.copy_from_slice(&packed.to_le_bytes());
+        }
+        at += width;
+    }
+    out.truncate(end);
 }
 
 /// Eight values in `bit_width` bytes.
@@ -188,6 +255,42 @@ mod tests {
         values
     }
 
+    /// The encoder as first written, the model for the fast one: it looks at every run
+    /// of two or more equal neighbours, left to right, and makes a repeated run of those
+    /// long enough.
+    fn encode_model(values: &[u32], bit_width: u8) -> Vec<u8> {
+        let mut out = Vec::new();
+        let repeated_run_values_min =
+            (REPEATED_RUN_BYTES * 8 / usize::from(bit_width.max(1)) + 1).max(GROUP_VALUES);
+        let mut literals_start = 0;
+        let mut search_from = 0;
+        while let Some(pair) = values[search_from.min(values.len())..]
+            .windows(2)
+            .position(|pair| pair[0] == pair[1])
+        {
+            let run_start = search_from + pair;
+            let value = values[run_start];
+            let repeats = values[run_start..]
+                .iter()
+                .take_while(|&&next| next == value)
+                .count();
+            let pending = run_start - literals_start;
+            let borrowed = (GROUP_VALUES - pending % GROUP_VALUES) % GROUP_VALUES;
+            if repeats >= borrowed + repeated_run_values_min {
+                put_literals(
+                    &values[literals_start..run_start + borrowed],
+                    bit_width,
+                    &mut out,
+                );
+                put_repeated(value, repeats - borrowed, bit_width, &mut out);
+                literals_start = run_start + repeats;
+            }
+            search_from = run_start + repeats;
+        }
+        put_literals(&values[literals_start..], bit_width, &mut out);
+        out
+    }
+
     fn round_trip(values: &[u32], bit_width: u8) -> Vec<u32> {
         let mut encoded = Vec::new();
         encode(values, bit_width, &mut encoded);
@@ -226,6 +329,25 @@ mod tests {
     }
 
     proptest! {
+        // Proves the block probe finds every run the model makes a repeated run of: runs
+        // of every length around the thresholds (7 to 9 values for a group, 12 to 14 at
+        // two bits, 24 to 26 at one), at every offset from the probe's blocks.
+        #[test]
+        fn runs_near_the_thresholds_encode_as_the_model_does(
+            bit_width in 1u8..=12,
+            runs in proptest::collection::vec((0u32..3, 1usize..30), 0..80),
+        ) {
+            let mask = (1u32 << bit_width) - 1;
+            let values: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
+                .collect();
+            let mut encoded = Vec::new();
+            encode(&values, bit_width, &mut encoded);
+            prop_assert_eq!(&encoded, &encode_model(&values, bit_width));
+            prop_assert_eq!(decode(&encoded, bit_width, values.len()), values);
+        }
+
         // Proves any values round-trip through a decoder written from the format's text,
         // at every bit width; runs of repeats are likely, so both run kinds interleave.
         #[test]
@@ -239,6 +361,9 @@ mod tests {
                 .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
                 .collect();
             prop_assert_eq!(round_trip(&values, bit_width), values.clone());
+            let mut encoded = Vec::new();
+            encode(&values, bit_width, &mut encoded);
+            prop_assert_eq!(&encoded, &encode_model(&values, bit_width));
             if bit_width <= 8 {
                 // Levels come as bytes: the same encoding.
                 let bytes: Vec<u8> = values.iter().map(|&value| value as u8).collect();
