@@ -12,7 +12,7 @@
 //! the last miniblock padded with zeros, and the widths of the last block's unused
 //! miniblocks written as zero with no bytes after them.
 
-use crate::rle_hybrid::{bit_width, put_group, put_uleb128, GROUP_VALUES};
+use crate::rle_hybrid::{bit_width, put_groups, put_uleb128, GROUP_VALUES};
 
 const BLOCK_VALUES: usize = 128;
 const MINIBLOCKS: usize = 4;
@@ -71,9 +71,7 @@ fn put_block(deltas: &[i32], out: &mut Vec<u8>) {
     let used = deltas.len().div_ceil(MINIBLOCK_VALUES);
     for (miniblock, &width) in relative.iter().zip(&widths).take(used) {
         let (groups, _) = miniblock.as_chunks::<GROUP_VALUES>();
-        for group in groups {
-            put_group(group, width, out);
-        }
+        put_groups(groups, width, out);
     }
 }
 

@@ -38,15 +38,12 @@ pub fn encode<T: Copy + PartialEq + Into<u32>>(values: &[T], bit_width: u8, out:
     // whole groups, before the next repeated run.
     let mut literals_start = 0;
     let mut search_from = 0;
-    let next_run = if repeated_run_values_min >= 2 * 8 - 1 {
-        next_long_run::<T, 8>
+    let next_run = if repeated_run_values_min >= 2 * PROBE_LONG - 1 {
+        next_long_run::<T, PROBE_LONG>
     } else {
-        next_long_run::<T, 4>
+        next_long_run::<T, PROBE_SHORT>
     };
-    while let Some((run_start, repeats)) = next_run(values, search_from) {
-        let Some(&value) = values.get(run_start) else {
-            break;
-        };
+    while let Some((run_start, repeats, value)) = next_run(values, search_from) {
         // The first repeats complete the last group of the values before.
         let pending = run_start - literals_start;
         let borrowed = (GROUP_VALUES - pending % GROUP_VALUES) % GROUP_VALUES;
@@ -70,21 +67,24 @@ pub fn encode<T: Copy + PartialEq + Into<u32>>(values: &[T], bit_width: u8, out:
     );
 }
 
-/// A repeated run is never shorter than a group, and a run of `2 * P - 1` equal values or
-/// more covers a whole block of `P` values whatever its start: probing blocks of 4 values
-/// finds every run that can become a repeated one, and blocks of 8 do where the shortest
-/// such run is 15 values or more (one-bit values: 25).
-const _: () = assert!(2 * 4 - 1 <= GROUP_VALUES);
+/// Values per block [`next_long_run`] probes. A repeated run is never shorter than a
+/// group, and a run of `2 * P - 1` equal values or more covers a whole block of `P` values
+/// whatever its start: blocks of `PROBE_SHORT` find every run that can become a repeated
+/// one, and blocks of `PROBE_LONG` do where the shortest such run is `2 * PROBE_LONG - 1`
+/// values or more (one-bit values: 25).
+const PROBE_SHORT: usize = 4;
+const PROBE_LONG: usize = 8;
+const _: () = assert!(2 * PROBE_SHORT - 1 <= GROUP_VALUES);
 
 /// The next run of equal values at or after `from` that covers a whole block of `P`
-/// values (every run of `2 * P - 1` or more does), as its start and length. Runs are
+/// values (every run of `2 * P - 1` or more does), as its start, length and value. Runs are
 /// maximal: `from` is 0 or the end of the run found before, where the value changes.
 /// Probing blocks instead of every pair of neighbours is what makes this fast: repetition
 /// levels hold a run of a few values for every list, and none of them matters.
 fn next_long_run<T: Copy + PartialEq, const P: usize>(
     values: &[T],
     from: usize,
-) -> Option<(usize, usize)> {
+) -> Option<(usize, usize, T)> {
     let first_block = from.div_ceil(P);
     let (blocks, _) = values.get(first_block * P..)?.as_chunks::<P>();
     let block = blocks.iter().position(|block| match block.split_first() {
@@ -105,7 +105,7 @@ fn next_long_run<T: Copy + PartialEq, const P: usize>(
         .iter()
         .take_while(|&&next| next == value)
         .count();
-    Some((start, length))
+    Some((start, length, value))
 }
 
 /// Bit-packed runs of `values`; all but the stream's last have whole groups.
@@ -114,19 +114,28 @@ fn put_literals<T: Copy + Into<u32>>(values: &[T], bit_width: u8, out: &mut Vec<
         let groups = run.len().div_ceil(GROUP_VALUES);
         put_uleb128((groups as u64) << 1 | 1, out);
         let (whole, rest) = run.as_chunks::<GROUP_VALUES>();
-        if (9..=16).contains(&bit_width) {
-            put_narrow_groups(whole, bit_width, out);
-        } else {
-            for group in whole {
-                put_group(group, bit_width, out);
-            }
-        }
+        put_groups(whole, bit_width, out);
         if !rest.is_empty() {
             let mut padded = [0u32; GROUP_VALUES];
             for (slot, &value) in padded.iter_mut().zip(rest) {
                 *slot = value.into();
             }
             put_group(&padded, bit_width, out);
+        }
+    }
+}
+
+/// Groups of eight values, each in `bit_width` bytes.
+pub fn put_groups<T: Copy + Into<u32>>(
+    groups: &[[T; GROUP_VALUES]],
+    bit_width: u8,
+    out: &mut Vec<u8>,
+) {
+    if (9..=16).contains(&bit_width) {
+        put_narrow_groups(groups, bit_width, out);
+    } else {
+        for group in groups {
+            put_group(group, bit_width, out);
         }
     }
 }
@@ -164,7 +173,7 @@ fn put_narrow_groups<T: Copy + Into<u32>>(
 
 /// Eight values in `bit_width` bytes.
 #[inline]
-pub fn put_group<T: Copy + Into<u32>>(group: &[T; GROUP_VALUES], bit_width: u8, out: &mut Vec<u8>) {
+fn put_group<T: Copy + Into<u32>>(group: &[T; GROUP_VALUES], bit_width: u8, out: &mut Vec<u8>) {
     let width = usize::from(bit_width);
     if width <= 8 {
         // The whole group fits in one word.
