@@ -46,6 +46,9 @@ const UNITS_PER_WORKER: usize = 2;
 /// stretch with one core busy took 0.1-0.2 s with 4 slices, 40-100 ms with 8 and 20-60 ms
 /// with 16; `UNIT_ROWS_MIN` stops the cutting there for row groups of a million rows.
 const TAIL_SLICES: usize = 16;
+/// Units past the one taken whose row groups a worker asks the kernel for: the next
+/// one of each worker.
+const PREFETCH_UNITS: usize = 2;
 /// A row's code while its id is null or invalid (explicit states are 0 to 2).
 const INVALID_ID_CODE: u8 = u8::MAX;
 
@@ -214,6 +217,9 @@ impl GatePlan {
     /// stops it when the snapshot is ready; the run's workers finish what is left, from
     /// where it stopped, so no core waits and no byte is hashed twice.
     pub fn digest_inputs_until(&self, stop: &AtomicBool) -> Result<(), GateError> {
+        for file in &self.files {
+            crate::read_ahead::will_need_whole(&file.path);
+        }
         for input in 0..self.files.len() {
             if !self.advance_digest(input, &|| stop.load(Ordering::Relaxed))? {
                 break;
@@ -236,6 +242,7 @@ impl GatePlan {
             .lock()
             .map_err(|_| GateError::Internal("an input digest lock was poisoned".into()))?;
         if matches!(*digest, InputDigest::NotStarted) {
+            crate::read_ahead::will_need_whole(&file.path);
             *digest = InputDigest::Partial(FileDigest::open(&file.path).map_err(unreadable)?);
         }
         let InputDigest::Partial(partial) = &mut *digest else {
@@ -610,9 +617,11 @@ impl Worker<'_, '_> {
             if failed.load(Ordering::Relaxed) {
                 return Err(GateError::Cancelled);
             }
-            let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)).copied() else {
+            let taken = next.fetch_add(1, Ordering::Relaxed);
+            let Some(unit) = units.get(taken).copied() else {
                 break;
             };
+            self.prefetch_after(units, taken);
             match unit {
                 WorkUnit::ParquetRows {
                     input,
@@ -632,6 +641,29 @@ impl Worker<'_, '_> {
             counts: self.counts,
             included: self.included,
         })
+    }
+
+    /// Asks for the row groups of the units the workers take after unit `taken`, when
+    /// they differ from its own (see
+    /// [`crate::parquet_source::ParquetInput::prefetch`]).
+    fn prefetch_after(&self, units: &[WorkUnit], taken: usize) {
+        let row_group_of = |unit: Option<&WorkUnit>| match unit {
+            Some(&WorkUnit::ParquetRows {
+                input, row_group, ..
+            }) => Some((input, row_group)),
+            _ => None,
+        };
+        let own = row_group_of(units.get(taken));
+        for ahead in 1..=PREFETCH_UNITS {
+            let Some((input, row_group)) = row_group_of(units.get(taken + ahead)) else {
+                continue;
+            };
+            if own != Some((input, row_group)) {
+                if let Some(Some(source)) = self.plan.parquet.get(input) {
+                    source.prefetch(row_group);
+                }
+            }
+        }
     }
 
     fn digest(&mut self, input: usize) -> Result<(), GateError> {

@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod output;
 pub mod parquet_source;
 mod part_file;
+mod read_ahead;
 mod rle_hybrid;
 pub mod verify;
 

@@ -222,6 +222,26 @@ impl ParquetInput {
         }
     }
 
+    /// Asks the kernel to bring the needed column chunks of `row_group` into the page
+    /// cache in the background ([`crate::read_ahead`]): the digest read them at the
+    /// start, but the host may have paged them out since.
+    pub fn prefetch(&self, row_group: usize) {
+        let metadata = self.metadata.metadata();
+        let (Some(group), Ok(file)) = (
+            metadata.row_groups().get(row_group),
+            File::open(&self.file.path),
+        ) else {
+            return;
+        };
+        let schema = metadata.file_metadata().schema_descr();
+        for (leaf, column) in group.columns().iter().enumerate() {
+            if self.roots.contains(&schema.get_column_root_idx(leaf)) {
+                let (start, length) = column.byte_range();
+                crate::read_ahead::will_need(&file, start, length);
+            }
+        }
+    }
+
     /// A reader of `rows` rows from row `skip` of row group `row_group`.
     pub fn reader(
         &self,
