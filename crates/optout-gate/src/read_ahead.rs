@@ -2,8 +2,8 @@
 //! background. The gate reads every input twice, once whole for its digest and once for
 //! the needed columns, and a host may page out file pages in between or even before the
 //! first read (this one's DAMON pages out up to 128 MB a second of pages it saw idle,
-//! and after the benchmark's other engines ran, a 10M-member gate read 10-30 MB of
-//! inputs back from the disk, its workers waiting 250-280 ms in all for them). Asked
+//! and after the benchmark's other engines ran, a 10M-member gate read 6-31 MB of its
+//! inputs back from the disk, its threads waiting up to 280 ms in all for them). Asked
 //! ahead, those reads overlap the work. Advice only: a failure changes nothing and is
 //! ignored.
 
