@@ -215,7 +215,9 @@ impl GatePlan {
     /// thread, until `stop` is set (checked between chunks of 1 MiB). It is the one part of
     /// a run that needs no snapshot, so a caller runs it beside the snapshot build and
     /// stops it when the snapshot is ready; the run's workers finish what is left, from
-    /// where it stopped, so no core waits and no byte is hashed twice.
+    /// where it stopped, so no core waits and no byte is hashed twice. The kernel is asked
+    /// for every input at once first ([`crate::read_ahead`]), so pages the host paged out
+    /// come back from the disk while the first files are hashed.
     pub fn digest_inputs_until(&self, stop: &AtomicBool) -> Result<(), GateError> {
         for file in &self.files {
             crate::read_ahead::will_need_whole(&file.path);
@@ -242,7 +244,6 @@ impl GatePlan {
             .lock()
             .map_err(|_| GateError::Internal("an input digest lock was poisoned".into()))?;
         if matches!(*digest, InputDigest::NotStarted) {
-            crate::read_ahead::will_need_whole(&file.path);
             *digest = InputDigest::Partial(FileDigest::open(&file.path).map_err(unreadable)?);
         }
         let InputDigest::Partial(partial) = &mut *digest else {
@@ -643,22 +644,21 @@ impl Worker<'_, '_> {
         })
     }
 
-    /// Asks for the row groups of the units the workers take after unit `taken`, when
-    /// they differ from its own (see
-    /// [`crate::parquet_source::ParquetInput::prefetch`]).
+    /// Asks for the row group of each unit the workers take after unit `taken` that is
+    /// the first of its row group (see [`crate::parquet_source::ParquetInput::prefetch`]),
+    /// so a row group cut in slices is asked for once per worker, not once per slice.
     fn prefetch_after(&self, units: &[WorkUnit], taken: usize) {
-        let row_group_of = |unit: Option<&WorkUnit>| match unit {
+        let row_group_of = |index: usize| match units.get(index) {
             Some(&WorkUnit::ParquetRows {
                 input, row_group, ..
             }) => Some((input, row_group)),
             _ => None,
         };
-        let own = row_group_of(units.get(taken));
-        for ahead in 1..=PREFETCH_UNITS {
-            let Some((input, row_group)) = row_group_of(units.get(taken + ahead)) else {
+        for ahead in taken + 1..=taken + PREFETCH_UNITS {
+            let Some((input, row_group)) = row_group_of(ahead) else {
                 continue;
             };
-            if own != Some((input, row_group)) {
+            if row_group_of(ahead - 1) != Some((input, row_group)) {
                 if let Some(Some(source)) = self.plan.parquet.get(input) {
                     source.prefetch(row_group);
                 }

@@ -10,17 +10,20 @@
 use std::fs::File;
 use std::path::Path;
 
-/// Asks for `length` bytes of `file` from `start`.
+use std::num::NonZeroU64;
+
+/// Asks for `length` bytes of `file` from `start` (nothing when `length` is 0).
 pub fn will_need(file: &File, start: u64, length: u64) {
-    platform::will_need(file, start, length);
+    if let Some(length) = NonZeroU64::new(length) {
+        platform::will_need(file, start, Some(length));
+    }
 }
 
 /// Asks for all of the file at `path`.
 pub fn will_need_whole(path: &Path) {
     if let Ok(file) = File::open(path) {
-        if let Ok(metadata) = file.metadata() {
-            will_need(&file, 0, metadata.len());
-        }
+        // No length: up to the end of the file.
+        platform::will_need(&file, 0, None);
     }
 }
 
@@ -31,16 +34,15 @@ mod platform {
 
     use rustix::fs::{fadvise, Advice};
 
-    pub fn will_need(file: &File, start: u64, length: u64) {
-        if let Some(length) = NonZeroU64::new(length) {
-            let _ = fadvise(file, start, Some(length), Advice::WillNeed);
-        }
+    pub fn will_need(file: &File, start: u64, length: Option<NonZeroU64>) {
+        let _ = fadvise(file, start, length, Advice::WillNeed);
     }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod platform {
     use std::fs::File;
+    use std::num::NonZeroU64;
 
-    pub fn will_need(_file: &File, _start: u64, _length: u64) {}
+    pub fn will_need(_file: &File, _start: u64, _length: Option<NonZeroU64>) {}
 }
