@@ -23,6 +23,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
+use crate::text_pages::TextPages;
+
 /// The rows of a batch that go into the output: all of them, or those set in a mask as
 /// long as the batch. The encoders of this crate skip the others as they go, where the
 /// Arrow writer needs the batch filtered first (which copies every kept value once more:
@@ -53,6 +55,22 @@ impl KeptRows<'_> {
 pub(crate) trait ColumnChunkEncoder: Send {
     /// Appends the kept rows of `column` to the row group's chunk.
     fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()>;
+
+    /// Whether [`ColumnChunkEncoder::write_text`] takes strings read from the input's
+    /// pages ([`crate::text_pages`]) for this column.
+    fn takes_text(&self) -> bool {
+        false
+    }
+
+    /// Appends the kept rows of the next `rows` rows of `text`, passing over the others.
+    fn write_text(
+        &mut self,
+        _text: &mut TextPages,
+        _rows: usize,
+        _kept: KeptRows<'_>,
+    ) -> Result<()> {
+        Err(general("this column takes no strings read from pages"))
+    }
 
     /// Ends the row group's chunk: its encoded pages, with offsets from 0, and the
     /// metadata for the row group writer; the encoder is then ready for the next row

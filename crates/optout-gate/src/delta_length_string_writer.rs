@@ -25,6 +25,7 @@ use crate::column_chunk::{
     assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, KeptRows,
     PageCompressor, PageShape,
 };
+use crate::text_pages::TextPages;
 use crate::{delta_binary_packed, rle_hybrid};
 
 /// Settings of the column, resolved once from the writer properties.
@@ -51,6 +52,11 @@ struct PageBuffer {
     lengths_room: usize,
     rows: usize,
     nulls: usize,
+    /// The strings (bytes, and how many) before these were checked as UTF-8: those that
+    /// come in as bytes read straight from the input's pages are checked together, a
+    /// mini-batch at a time, instead of one by one.
+    checked_bytes: usize,
+    checked_strings: usize,
 }
 
 impl PageBuffer {
@@ -62,6 +68,8 @@ impl PageBuffer {
             lengths_room,
             rows: 0,
             nulls: 0,
+            checked_bytes: 0,
+            checked_strings: 0,
         }
     }
 
@@ -75,6 +83,30 @@ impl PageBuffer {
         self.values.truncate(self.lengths_room);
         self.rows = 0;
         self.nulls = 0;
+        self.checked_bytes = 0;
+        self.checked_strings = 0;
+    }
+
+    /// An error unless the strings added since the last check are each valid UTF-8:
+    /// their bytes together are, and none starts in the middle of a character (the first
+    /// byte of a non-empty string is not a continuation byte), so each one holds whole
+    /// characters only.
+    fn check_new_strings(&mut self) -> std::result::Result<(), String> {
+        let strings = self.strings();
+        let new = strings.get(self.checked_bytes..).unwrap_or_default();
+        if simdutf8::basic::from_utf8(new).is_err() {
+            return Err("a string is not valid UTF-8".into());
+        }
+        let mut start = self.checked_bytes;
+        for &length in self.lengths.get(self.checked_strings..).unwrap_or_default() {
+            if length > 0 && strings.get(start).is_some_and(|&byte| byte & 0xC0 == 0x80) {
+                return Err("a string is not valid UTF-8 (it starts inside a character)".into());
+            }
+            start += length as usize;
+        }
+        self.checked_bytes = strings.len();
+        self.checked_strings = self.lengths.len();
+        Ok(())
     }
 }
 
@@ -191,9 +223,19 @@ impl DeltaLengthStringWriter {
     where
         A: ArrayAccessor<Item = &'a str>,
     {
+        let value = match has_nulls && strings.is_null(row) {
+            true => None,
+            false => Some(strings.value(row).as_bytes()),
+        };
+        self.push_value(value)
+    }
+
+    /// Appends a row: its string's bytes, or `None` for a null.
+    #[inline(always)]
+    fn push_value(&mut self, value: Option<&[u8]>) -> Result<()> {
         let page = &mut self.page;
         page.rows += 1;
-        if has_nulls && strings.is_null(row) {
+        let Some(value) = value else {
             if !self.settings.nullable {
                 return Err(general(format!(
                     "column {}: a null, but the schema says it cannot be null",
@@ -203,8 +245,7 @@ impl DeltaLengthStringWriter {
             page.definition_levels.push(0);
             page.nulls += 1;
             return Ok(());
-        }
-        let value = strings.value(row);
+        };
         let length = i32::try_from(value.len()).map_err(|_| {
             general(format!(
                 "column {}: a string is longer than 2 GiB",
@@ -212,9 +253,50 @@ impl DeltaLengthStringWriter {
             ))
         })?;
         page.lengths.push(length);
-        page.values.extend_from_slice(value.as_bytes());
+        page.values.extend_from_slice(value);
         if self.settings.nullable {
             page.definition_levels.push(1);
+        }
+        Ok(())
+    }
+
+    /// Appends the kept rows of the next `rows` rows of `text`, passing over the others.
+    /// Their strings are checked as UTF-8 a mini-batch at a time, before the page they
+    /// are in can end; a string that is not is the input's fault, recorded in `text`.
+    fn write_text_rows(
+        &mut self,
+        text: &mut TextPages,
+        rows: usize,
+        kept: KeptRows<'_>,
+    ) -> Result<()> {
+        let mini_batch_rows = self.settings.mini_batch_rows;
+        let mut mini_batch = 0;
+        let mut not_utf8 = None;
+        let mut visit = |value: Option<&[u8]>| -> Result<()> {
+            self.push_value(value)?;
+            mini_batch += 1;
+            if mini_batch == mini_batch_rows {
+                mini_batch = 0;
+                if let Err(problem) = self.page.check_new_strings() {
+                    return Err(general(not_utf8.insert(problem).clone()));
+                }
+                self.end_mini_batch()?;
+            }
+            Ok(())
+        };
+        let read = match kept {
+            KeptRows::All => text.for_each_row(rows, |_| true, &mut visit),
+            KeptRows::Masked(mask) => text.for_each_row(rows, |row| mask.value(row), &mut visit),
+        };
+        if let Some(problem) = not_utf8 {
+            return Err(general(text.fail(problem)));
+        }
+        read?;
+        if mini_batch > 0 {
+            if let Err(problem) = self.page.check_new_strings() {
+                return Err(general(text.fail(problem)));
+            }
+            self.end_mini_batch()?;
         }
         Ok(())
     }
@@ -279,6 +361,14 @@ impl DeltaLengthStringWriter {
 }
 
 impl ColumnChunkEncoder for DeltaLengthStringWriter {
+    fn takes_text(&self) -> bool {
+        true
+    }
+
+    fn write_text(&mut self, text: &mut TextPages, rows: usize, kept: KeptRows<'_>) -> Result<()> {
+        self.write_text_rows(text, rows, kept)
+    }
+
     fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()> {
         match column.data_type() {
             DataType::Utf8View => self.write_strings(column.as_string_view(), kept),

@@ -31,7 +31,7 @@ use crate::json_lines::{json_id, json_supported, read_rows, JsonRow};
 use crate::manifest::InputRecord;
 use crate::member_set::MemberSet;
 use crate::outcome::{RowCounts, Verdict};
-use crate::output::{writer_properties, PartWriter, WrittenPart};
+use crate::output::{writer_properties, PartWriter, TextColumn, WrittenPart};
 use crate::parquet_source::{NeededColumns, ParquetInput};
 
 /// Rows per decoded batch.
@@ -115,6 +115,20 @@ pub struct GatePlan {
     /// Each input's digest for the manifest, as far as it got: started beside the snapshot
     /// build ([`GatePlan::digest_inputs_until`]) and finished by the run's workers.
     input_digests: Vec<Mutex<InputDigest>>,
+    /// Per input, the output fields of free text that can be read straight from its
+    /// pages ([`crate::text_pages`]) when the part's encoder takes them.
+    text_fields: Vec<Vec<TextField>>,
+}
+
+/// An output field of free text and where it is in an input.
+#[derive(Clone, Copy, Debug)]
+struct TextField {
+    /// Index in the output schema.
+    field: usize,
+    /// Top-level column in the input.
+    root: usize,
+    /// Leaf column in the input.
+    leaf: usize,
 }
 
 impl GatePlan {
@@ -182,6 +196,13 @@ impl GatePlan {
         };
         let properties = writer_properties(&request.id_column, &distinct)?;
         let input_digests = files.iter().map(|_| Mutex::default()).collect();
+        let text_fields = parquet
+            .iter()
+            .map(|input| match (input, output_format) {
+                (Some(input), FileFormat::Parquet) => text_fields(&request, input),
+                _ => Vec::new(),
+            })
+            .collect();
         Ok(GatePlan {
             request,
             files,
@@ -191,6 +212,7 @@ impl GatePlan {
             properties,
             rows_total,
             input_digests,
+            text_fields,
         })
     }
 
@@ -445,6 +467,27 @@ impl GatePlan {
 
 /// The output directory must be new or empty, so nothing from another run can pass as
 /// part of this dataset.
+/// The requested fields of `input` that are free text its pages can give straight (see
+/// [`ParquetInput::text_leaf`]); never the id or the jurisdiction, which the consent pass
+/// reads from the batch.
+fn text_fields(request: &GateRequest, input: &ParquetInput) -> Vec<TextField> {
+    request
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| **name != request.id_column && **name != request.jurisdiction_column)
+        .filter_map(|(index, name)| {
+            let (root, leaf) = input.text_leaf(name)?;
+            // The output schema is the id, then the fields in order.
+            Some(TextField {
+                field: index + 1,
+                root,
+                leaf,
+            })
+        })
+        .collect()
+}
+
 fn check_output_dir(directory: &Path) -> Result<(), GateError> {
     match fs::read_dir(directory) {
         Ok(mut entries) => {
@@ -590,6 +633,14 @@ impl Drop for OutputGuard {
     }
 }
 
+/// A batch's columns for the output.
+enum Projected {
+    /// Every output field.
+    Batch(RecordBatch),
+    /// The fields but those read straight from the input's pages, in schema order.
+    WithText(Vec<ArrayRef>),
+}
+
 struct WorkerResult {
     part: WrittenPart,
     counts: RowCounts,
@@ -688,7 +739,18 @@ impl Worker<'_, '_> {
             )));
         };
         let path = source.file.path.as_path();
-        let reader = source.reader(row_group, skip, rows, BATCH_ROWS)?;
+        let mut text = Vec::new();
+        let mut read_elsewhere = Vec::new();
+        for field in plan.text_fields.get(input).into_iter().flatten() {
+            if self.part.takes_text(field.field) {
+                text.push(TextColumn {
+                    field: field.field,
+                    pages: source.text_pages(row_group, field.leaf, skip)?,
+                });
+                read_elsewhere.push(field.root);
+            }
+        }
+        let reader = source.reader(row_group, skip, rows, BATCH_ROWS, &read_elsewhere)?;
         let mut row = first_row;
         for batch in reader {
             if failed.load(Ordering::Relaxed) {
@@ -696,17 +758,20 @@ impl Worker<'_, '_> {
             }
             let batch = batch.map_err(|error| GateError::corrupt_parquet(path, error))?;
             let count = batch.num_rows();
-            self.parquet_batch(path, &batch, row)?;
+            self.parquet_batch(path, &batch, &mut text, row)?;
             row += count as u64;
             progress(count as u64);
         }
         Ok(())
     }
 
+    /// Filters and writes one batch; `text` gives the fields the batch lacks (read
+    /// straight from the input's pages), a row of each for every row of the batch.
     fn parquet_batch(
         &mut self,
         path: &Path,
         batch: &RecordBatch,
+        text: &mut [TextColumn],
         first_row: u64,
     ) -> Result<(), GateError> {
         let request = &self.plan.request;
@@ -718,15 +783,23 @@ impl Worker<'_, '_> {
         let ids = column(&request.id_column)?;
         let mut projected: Vec<ArrayRef> = Vec::with_capacity(request.fields.len() + 1);
         projected.push(Arc::clone(ids));
-        for field in &request.fields {
-            projected.push(Arc::clone(column(field)?));
+        for (index, field) in request.fields.iter().enumerate() {
+            if !text.iter().any(|text| text.field == index + 1) {
+                projected.push(Arc::clone(column(field)?));
+            }
         }
-        let projected = RecordBatch::try_new(Arc::clone(&self.plan.output_schema), projected)
-            .map_err(|error| GateError::schema(path, &request.id_column, error.to_string()))?;
+        let projected = match text.is_empty() {
+            true => Projected::Batch(
+                RecordBatch::try_new(Arc::clone(&self.plan.output_schema), projected).map_err(
+                    |error| GateError::schema(path, &request.id_column, error.to_string()),
+                )?,
+            ),
+            false => Projected::WithText(projected),
+        };
         let filter = match self.enforcement {
             Enforcement::PlainCopy => {
                 self.counts.add(Verdict::Keep, batch.num_rows() as u64);
-                return self.part.write_batch(&projected);
+                return self.write_projected(path, &projected, batch.num_rows(), text, None);
             }
             Enforcement::Consent(filter) => *filter,
         };
@@ -804,11 +877,31 @@ impl Worker<'_, '_> {
             self.counts
                 .add(verdict, counts.get(verdict as usize).copied().unwrap_or(0));
         }
-        let kept = counts.first().copied().unwrap_or(0);
-        if kept == 0 {
-            return Ok(());
-        }
-        self.part.write_kept(&projected, Some(&keep))
+        self.write_projected(path, &projected, batch.num_rows(), text, Some(&keep))
+    }
+
+    /// Writes the rows of a batch `keep` keeps (all when `None`). An error in reading the
+    /// strings of `text` is the input's: it names the input file.
+    fn write_projected(
+        &mut self,
+        path: &Path,
+        projected: &Projected,
+        rows: usize,
+        text: &mut [TextColumn],
+        keep: Option<&BooleanBuffer>,
+    ) -> Result<(), GateError> {
+        let written = match projected {
+            Projected::Batch(batch) => self.part.write_kept(batch, keep),
+            Projected::WithText(columns) => {
+                self.part.write_kept_with_text(columns, rows, text, keep)
+            }
+        };
+        written.map_err(
+            |error| match text.iter().find_map(|text| text.pages.failure()) {
+                Some(problem) => GateError::corrupt_parquet(path, problem),
+                None => error,
+            },
+        )
     }
 
     fn json_lines(

@@ -29,6 +29,7 @@ pub mod parquet_source;
 mod part_file;
 mod read_ahead;
 mod rle_hybrid;
+mod text_pages;
 pub mod verify;
 
 pub use consent_filter::ConsentFilter;

@@ -21,7 +21,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow_buffer::BooleanBuffer;
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
@@ -39,6 +39,7 @@ use crate::dictionary_list_writer::DictionaryListWriter;
 use crate::error::GateError;
 use crate::input::{FileFormat, HashingWriter};
 use crate::part_file::PartFile;
+use crate::text_pages::TextPages;
 
 pub const ZSTD_LEVEL: i32 = 3;
 /// Values bytes per page of the columns written without a dictionary: twice parquet-rs's
@@ -48,6 +49,13 @@ pub const ZSTD_LEVEL: i32 = 3;
 const DISTINCT_PAGE_BYTES: usize = 2 << 20;
 /// Rows per output row group; bounds what a writer buffers (compressed) in memory.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// An output field whose strings come straight from the input's pages.
+pub(crate) struct TextColumn {
+    /// The field's index in the part's schema.
+    pub field: usize,
+    pub pages: TextPages,
+}
 
 /// A finished output part.
 #[derive(Clone, Debug)]
@@ -122,24 +130,39 @@ impl ParquetPart {
         })
     }
 
-    /// Appends the `kept` rows of `batch` that `keep` keeps (all when `None`; as long as
-    /// the batch, which [`PartWriter::write_kept`] checks, as it counts `kept`). Row
-    /// groups are cut by rows kept; no chunk is ever empty.
+    /// Appends the `kept` rows of the `rows` rows of `columns` and `text` that `keep`
+    /// keeps (all when `None`; as long as the rows, which [`PartWriter::write_kept`]
+    /// checks, as it counts `kept`). `text` fills the fields it names, in schema order;
+    /// `columns` the others. Row groups are cut by rows kept; no chunk is ever empty.
     fn write(
         &mut self,
-        batch: &RecordBatch,
+        columns: &[ArrayRef],
+        rows: usize,
+        text: &mut [TextColumn],
         keep: Option<&BooleanBuffer>,
         kept: usize,
     ) -> Result<(), ParquetError> {
         let fields = self.schema.fields();
-        if batch.num_columns() != fields.len() {
+        if columns.len() + text.len() != fields.len() {
             return Err(ParquetError::General(format!(
                 "a batch has {} columns, the part {}",
-                batch.num_columns(),
+                columns.len() + text.len(),
                 fields.len()
             )));
         }
-        for (field, column) in fields.iter().zip(batch.columns()) {
+        let mut arrays = columns.iter();
+        for (index, field) in fields.iter().enumerate() {
+            if text.iter().any(|text| text.field == index) {
+                let takes = matches!(self.encoders.get(index), Some(FieldEncoder::Own(encoder)) if encoder.takes_text());
+                if !takes {
+                    return Err(ParquetError::General(format!(
+                        "column {}: takes no strings read from pages",
+                        field.name()
+                    )));
+                }
+                continue;
+            }
+            let column = arrays.next().ok_or_else(missing_writer)?;
             if field.data_type() != column.data_type() {
                 return Err(ParquetError::General(format!(
                     "column {}: a batch has type {}, the part {}",
@@ -154,7 +177,7 @@ impl ParquetPart {
         while kept_left > 0 {
             // At least one row: the row group is flushed when it is full.
             let room = self.row_group_rows_max - self.row_group_rows;
-            let rows_left = batch.num_rows() - offset;
+            let rows_left = rows - offset;
             let (length, kept_here) = if kept_left <= room {
                 (rows_left, kept_left)
             } else {
@@ -172,21 +195,33 @@ impl ParquetPart {
             let mask = keep
                 .map(|keep| keep.slice(offset, length))
                 .filter(|_| kept_here < length);
-            self.write_to_row_group(&batch.slice(offset, length), mask.as_ref(), kept_here)?;
+            let sliced: Vec<ArrayRef> = columns
+                .iter()
+                .map(|column| column.slice(offset, length))
+                .collect();
+            self.write_to_row_group(&sliced, length, text, mask.as_ref(), kept_here)?;
             if self.row_group_rows >= self.row_group_rows_max {
                 self.flush_row_group()?;
             }
             offset += length;
             kept_left -= kept_here;
         }
+        if offset < rows {
+            // No row kept after `offset`: the pages' rows are passed over all the same.
+            for text in text.iter_mut() {
+                text.pages.skip(rows - offset)?;
+            }
+        }
         Ok(())
     }
 
-    /// Appends the `kept` rows of `batch` that `mask` keeps (all when `None`) to the row
-    /// group being built.
+    /// Appends the `kept` rows of the `rows` rows of `columns` and `text` that `mask`
+    /// keeps (all when `None`) to the row group being built.
     fn write_to_row_group(
         &mut self,
-        batch: &RecordBatch,
+        columns: &[ArrayRef],
+        rows: usize,
+        text: &mut [TextColumn],
         mask: Option<&BooleanBuffer>,
         kept: usize,
     ) -> Result<(), ParquetError> {
@@ -198,8 +233,26 @@ impl ParquetPart {
             ),
         };
         let mut writers = writers.iter_mut();
-        let fields = self.schema.fields().iter().zip(batch.columns());
-        for ((field, column), encoder) in fields.zip(self.encoders.iter_mut()) {
+        let mut arrays = columns.iter();
+        let kept_rows = mask.map_or(KeptRows::All, KeptRows::Masked);
+        for (index, (field, encoder)) in self
+            .schema
+            .fields()
+            .iter()
+            .zip(self.encoders.iter_mut())
+            .enumerate()
+        {
+            if let Some(text) = text.iter_mut().find(|text| text.field == index) {
+                writers.next().ok_or_else(missing_writer)?;
+                match encoder {
+                    FieldEncoder::Own(encoder) => {
+                        encoder.write_text(&mut text.pages, rows, kept_rows)?
+                    }
+                    FieldEncoder::Arrow { .. } => return Err(missing_writer()),
+                }
+                continue;
+            }
+            let column = arrays.next().ok_or_else(missing_writer)?;
             match encoder {
                 FieldEncoder::Arrow { .. } => {
                     let column = match mask {
@@ -216,7 +269,6 @@ impl ParquetPart {
                 }
                 FieldEncoder::Own(encoder) => {
                     writers.next().ok_or_else(missing_writer)?;
-                    let kept_rows = mask.map_or(KeptRows::All, KeptRows::Masked);
                     encoder.write(column.as_ref(), kept_rows)?;
                 }
             }
@@ -453,7 +505,7 @@ impl PartWriter {
             return Ok(());
         }
         if let Sink::Parquet(writer) = &mut self.sink {
-            let written = writer.write(batch, keep, kept);
+            let written = writer.write(batch.columns(), batch.num_rows(), &mut [], keep, kept);
             written.map_err(|error| self.write_error(error))?;
             self.rows += kept as u64;
             return Ok(());
@@ -480,8 +532,48 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Appends one row as a JSON object, its values in the order of the part's columns
-    /// (JSON Lines parts only).
+    /// Whether output field `field` can be filled from strings read straight from the
+    /// input's pages ([`PartWriter::write_kept_with_text`]).
+    pub(crate) fn takes_text(&self, field: usize) -> bool {
+        match &self.sink {
+            Sink::Parquet(part) => {
+                matches!(part.encoders.get(field), Some(FieldEncoder::Own(encoder)) if encoder.takes_text())
+            }
+            Sink::JsonLines { .. } => false,
+        }
+    }
+
+    /// As [`PartWriter::write_kept`], for `rows` rows whose fields named in `text` come
+    /// straight from the input's pages (see [`PartWriter::takes_text`]) and the others,
+    /// in schema order, from `columns`. Every row of `text` is read, kept or not.
+    pub(crate) fn write_kept_with_text(
+        &mut self,
+        columns: &[ArrayRef],
+        rows: usize,
+        text: &mut [TextColumn],
+        keep: Option<&BooleanBuffer>,
+    ) -> Result<(), GateError> {
+        if let Some(keep) = keep.filter(|keep| keep.len() != rows) {
+            return Err(GateError::Internal(format!(
+                "a mask of {} rows for a batch of {rows}",
+                keep.len(),
+            )));
+        }
+        let kept = keep.map_or(rows, BooleanBuffer::count_set_bits);
+        let Sink::Parquet(writer) = &mut self.sink else {
+            return Err(GateError::Internal(
+                "strings from pages for a JSON Lines part".into(),
+            ));
+        };
+        let written = match kept {
+            0 => text.iter_mut().try_for_each(|text| text.pages.skip(rows)),
+            _ => writer.write(columns, rows, text, keep, kept),
+        };
+        written.map_err(|error| self.write_error(error))?;
+        self.rows += kept as u64;
+        Ok(())
+    }
+
     pub fn write_row(&mut self, values: impl IntoIterator<Item = Value>) -> Result<(), GateError> {
         let Sink::JsonLines { out, keys } = &mut self.sink else {
             return Err(GateError::Internal(

@@ -24,6 +24,7 @@ use crate::columns::{is_id_type, is_text_type, ID_TYPES, JURISDICTION_TYPES};
 use crate::error::GateError;
 use crate::input::InputFile;
 use crate::output::DistinctColumn;
+use crate::text_pages::{self, TextPages};
 
 /// An opened Parquet input: its metadata (with the `Utf8View` read schema) and where the
 /// needed columns are.
@@ -242,13 +243,53 @@ impl ParquetInput {
         }
     }
 
-    /// A reader of `rows` rows from row `skip` of row group `row_group`.
+    /// The top-level column `name` and its one leaf, when it is free text that can be
+    /// read straight from its pages ([`crate::text_pages`]): a string column every chunk
+    /// of which is laid out as that module reads.
+    pub(crate) fn text_leaf(&self, name: &str) -> Option<(usize, usize)> {
+        let root = self
+            .metadata
+            .schema()
+            .fields()
+            .iter()
+            .position(|field| field.name() == name && is_string(field.data_type()))?;
+        let metadata = self.metadata.metadata();
+        let schema = metadata.file_metadata().schema_descr();
+        let mut leaves =
+            (0..schema.num_columns()).filter(|&leaf| schema.get_column_root_idx(leaf) == root);
+        let (Some(leaf), None) = (leaves.next(), leaves.next()) else {
+            return None;
+        };
+        text_pages::readable(&schema.column(leaf), metadata.row_groups(), leaf)
+            .then_some((root, leaf))
+    }
+
+    /// The strings of leaf `leaf` of row group `row_group` from row `skip` on.
+    pub(crate) fn text_pages(
+        &self,
+        row_group: usize,
+        leaf: usize,
+        skip: usize,
+    ) -> Result<TextPages, GateError> {
+        let path = self.file.path.as_path();
+        let metadata = self.metadata.metadata();
+        let group = metadata.row_groups().get(row_group).ok_or_else(|| {
+            GateError::Internal(format!("no row group {row_group} in {}", path.display()))
+        })?;
+        let descriptor = metadata.file_metadata().schema_descr().column(leaf);
+        TextPages::open(path, group, &descriptor, leaf, skip)
+            .map_err(|problem| GateError::corrupt_parquet(path, problem))
+    }
+
+    /// A reader of `rows` rows from row `skip` of row group `row_group`, of the needed
+    /// top-level columns but those in `read_elsewhere`.
     pub fn reader(
         &self,
         row_group: usize,
         skip: usize,
         rows: usize,
         batch_rows: usize,
+        read_elsewhere: &[usize],
     ) -> Result<ParquetRecordBatchReader, GateError> {
         let path = self.file.path.as_path();
         let file = File::open(path).map_err(|error| GateError::Unreadable {
@@ -257,7 +298,10 @@ impl ParquetInput {
         })?;
         let projection = ProjectionMask::roots(
             self.metadata.metadata().file_metadata().schema_descr(),
-            self.roots.iter().copied(),
+            self.roots
+                .iter()
+                .copied()
+                .filter(|root| !read_elsewhere.contains(root)),
         );
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
@@ -438,7 +482,12 @@ mod tests {
             panic!("skills is not a list");
         };
         assert_eq!(item.data_type(), &DataType::Utf8View);
-        let batch = input.reader(0, 0, 1, 16).unwrap().next().unwrap().unwrap();
+        let batch = input
+            .reader(0, 0, 1, 16, &[])
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
         assert_eq!(batch.num_columns(), 3);
     }
 
@@ -490,7 +539,12 @@ mod tests {
             item.data_type(),
             &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
         );
-        let batch = input.reader(0, 5, 1, 16).unwrap().next().unwrap().unwrap();
+        let batch = input
+            .reader(0, 5, 1, 16, &[])
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
         let skills = batch.column_by_name("skills").unwrap();
         let row = arrow_cast_list_strings(skills.as_ref());
         assert_eq!(row, vec!["go".to_string(), "spark".to_string()]);

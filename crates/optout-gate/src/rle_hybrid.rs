@@ -1,6 +1,7 @@
 //! Parquet's RLE / bit-packing hybrid encoding, for the repetition and definition levels
 //! and the dictionary indices of the column chunks the gate encodes itself (see
-//! [`crate::dictionary_list_writer`]); the parquet crate keeps its own encoder private.
+//! [`crate::dictionary_list_writer`]) and of the pages it reads itself (see
+//! [`crate::text_pages`]); the parquet crate keeps its own encoder and decoder private.
 //!
 //! A run is either repeated (a ULEB128 header `count << 1`, then the value in whole
 //! bytes) or bit-packed (a header `groups << 1 | 1`, then `groups` groups of eight values,
@@ -213,6 +214,133 @@ pub fn put_uleb128(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+/// Reads values back, one at a time, from one stream of runs (a page's levels or
+/// dictionary indices).
+pub struct Decoder {
+    data: bytes::Bytes,
+    /// Where the next run's header is.
+    position: usize,
+    bit_width: u8,
+    /// Values left in the current repeated run, and its value.
+    repeated_left: usize,
+    repeated_value: u32,
+    /// Values left in the current bit-packed run, and the bit where the next one starts.
+    packed_left: usize,
+    packed_bit: usize,
+}
+
+impl Decoder {
+    /// A decoder of `data` at `bit_width` bits a value (at most 32).
+    pub fn new(data: bytes::Bytes, bit_width: u8) -> Result<Decoder, String> {
+        if bit_width > 32 {
+            return Err(format!("a bit width of {bit_width}, above 32"));
+        }
+        Ok(Decoder {
+            data,
+            position: 0,
+            bit_width,
+            repeated_left: 0,
+            repeated_value: 0,
+            packed_left: 0,
+            packed_bit: 0,
+        })
+    }
+
+    /// The next value; an error when the runs end first.
+    #[inline]
+    pub fn next_value(&mut self) -> Result<u32, String> {
+        loop {
+            if self.repeated_left > 0 {
+                self.repeated_left -= 1;
+                return Ok(self.repeated_value);
+            }
+            if self.packed_left > 0 {
+                self.packed_left -= 1;
+                let value = self.bits_at(self.packed_bit);
+                self.packed_bit += usize::from(self.bit_width);
+                return Ok(value);
+            }
+            self.next_run()?;
+        }
+    }
+
+    /// The `bit_width` bits from bit `bit` of the data, least significant first (bits
+    /// past its end read as zeros).
+    #[inline]
+    fn bits_at(&self, bit: usize) -> u32 {
+        let start = bit / 8;
+        let mut word = [0u8; 8];
+        let available = self.data.get(start..).unwrap_or_default();
+        let taken = available.len().min(8);
+        if let (Some(into), Some(from)) = (word.get_mut(..taken), available.get(..taken)) {
+            into.copy_from_slice(from);
+        }
+        let mask = (1u64 << self.bit_width) - 1;
+        // At most 7 + 32 bits of the 64, so the shift keeps every bit of the value.
+        ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32
+    }
+
+    fn next_run(&mut self) -> Result<(), String> {
+        if self.position >= self.data.len() {
+            return Err("fewer values than the page holds".into());
+        }
+        let header = self.uleb128()?;
+        let count = usize::try_from(header >> 1).map_err(|_| "a run too long".to_string())?;
+        let width = usize::from(self.bit_width);
+        if header & 1 == 1 {
+            let bytes = count
+                .checked_mul(width)
+                .ok_or_else(|| "a run too long".to_string())?;
+            let available = self.data.len() - self.position;
+            // A last run cut short (some writers drop its trailing padding) keeps the
+            // values its bytes hold.
+            let bytes = bytes.min(available);
+            self.packed_bit = self.position * 8;
+            self.packed_left = match width {
+                0 => count.saturating_mul(GROUP_VALUES),
+                _ => (count.saturating_mul(GROUP_VALUES)).min(bytes * 8 / width),
+            };
+            self.position += bytes;
+        } else {
+            let bytes = width.div_ceil(8);
+            let value = self
+                .data
+                .get(self.position..self.position + bytes)
+                .ok_or_else(|| "a repeated run cut short".to_string())?;
+            let mut word = [0u8; 4];
+            if let Some(into) = word.get_mut(..bytes) {
+                into.copy_from_slice(value);
+            }
+            self.repeated_value = u32::from_le_bytes(word);
+            if width < 32 && self.repeated_value >> width != 0 {
+                return Err(format!(
+                    "a repeated value {} wider than {width} bits",
+                    self.repeated_value
+                ));
+            }
+            self.repeated_left = count;
+            self.position += bytes;
+        }
+        Ok(())
+    }
+
+    fn uleb128(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *self
+                .data
+                .get(self.position)
+                .ok_or_else(|| "a run header cut short".to_string())?;
+            self.position += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err("a run header longer than 64 bits".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +501,18 @@ mod tests {
             let mut encoded = Vec::new();
             encode(&values, bit_width, &mut encoded);
             prop_assert_eq!(&encoded, &encode_model(&values, bit_width));
+            // The decoder reads back what the model reader reads, then runs out.
+            let mut decoder = Decoder::new(bytes::Bytes::from(encoded), bit_width).unwrap();
+            let decoded: Vec<u32> =
+                (0..values.len()).map(|_| decoder.next_value().unwrap()).collect();
+            prop_assert_eq!(&decoded, &values);
+            // At most the zeros padding the last group.
+            let mut padding = 0;
+            while let Ok(value) = decoder.next_value() {
+                prop_assert_eq!(value, 0);
+                padding += 1;
+            }
+            prop_assert!(padding < GROUP_VALUES);
             if bit_width <= 8 {
                 // Levels come as bytes: the same encoding.
                 let bytes: Vec<u8> = values.iter().map(|&value| value as u8).collect();
@@ -382,5 +522,39 @@ mod tests {
                 prop_assert_eq!(from_bytes, from_words);
             }
         }
+    }
+
+    proptest! {
+        // Whatever the bytes, the decoder returns values or an error, never panics, and
+        // each value fits the bit width.
+        #[test]
+        fn any_bytes_decode_without_panic(
+            bit_width in 0u8..=33,
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            match Decoder::new(bytes::Bytes::from(data), bit_width) {
+                Err(_) => prop_assert!(bit_width > 32),
+                Ok(mut decoder) => {
+                    for _ in 0..600 {
+                        match decoder.next_value() {
+                            Ok(value) => prop_assert!(
+                                bit_width == 32 || u64::from(value) < 1u64 << bit_width
+                            ),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bit_packed_run_cut_short_keeps_the_values_its_bytes_hold() {
+        // One run of 2 groups (16 values) at 4 bits, but only 3 bytes: 6 values.
+        let data = vec![(2 << 1) | 1, 0x21, 0x43, 0x65];
+        let mut decoder = Decoder::new(bytes::Bytes::from(data), 4).unwrap();
+        let values: Vec<u32> = (0..6).map(|_| decoder.next_value().unwrap()).collect();
+        assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
+        assert!(decoder.next_value().is_err());
     }
 }

@@ -153,7 +153,7 @@ fn load_parquet(
     };
     let input = ParquetInput::open(file, &needed)?;
     for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
-        for batch in input.reader(row_group, 0, rows, BATCH_ROWS)? {
+        for batch in input.reader(row_group, 0, rows, BATCH_ROWS, &[])? {
             let batch = batch.map_err(|error| GateError::corrupt_parquet(&file.path, error))?;
             let ids = batch.column_by_name(id_column).ok_or_else(|| {
                 GateError::schema(&file.path, id_column, "is missing from a batch")
@@ -293,7 +293,7 @@ fn verify_parquet(
         }
     }
     for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
-        for batch in input.reader(row_group, 0, rows, BATCH_ROWS)? {
+        for batch in input.reader(row_group, 0, rows, BATCH_ROWS, &[])? {
             let batch = batch.map_err(|error| GateError::corrupt_parquet(&file.path, error))?;
             let ids = batch.column_by_name(&request.id_column).ok_or_else(|| {
                 GateError::schema(&file.path, &request.id_column, "is missing from a batch")

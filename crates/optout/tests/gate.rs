@@ -170,6 +170,30 @@ fn read_dataset(directory: &Path) -> (Vec<u64>, Vec<String>) {
     (ids, names)
 }
 
+/// Every row's `member_id` and `headline` in a directory's Parquet files.
+fn read_headlines(directory: &Path) -> Vec<(u64, Option<String>)> {
+    let mut rows = Vec::new();
+    for path in parquet_files(directory) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch.column_by_name("member_id").unwrap();
+            let ids = ids.as_any().downcast_ref::<UInt64Array>().unwrap();
+            let headlines = batch.column_by_name("headline").unwrap();
+            let headlines = headlines.as_any().downcast_ref::<StringArray>().unwrap();
+            rows.extend(
+                ids.iter()
+                    .zip(headlines.iter())
+                    .map(|(id, headline)| (id.unwrap(), headline.map(str::to_string))),
+            );
+        }
+    }
+    rows
+}
+
 fn parquet_files(directory: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(directory)
         .unwrap()
@@ -446,6 +470,13 @@ fn gate_splits_row_groups_across_workers_without_losing_or_repeating_rows() {
         ids,
         model_kept(&default_policies(), &events, &all, cutoff_us())
     );
+    // The headlines are all distinct (their dictionary abandoned), so they are read
+    // straight from the pages of each slice: each still sits beside its own id.
+    let rows = read_headlines(&output);
+    assert_eq!(rows.len(), ids.len());
+    for (id, text) in rows {
+        assert_eq!(text, Some(headline(Some(id))), "member {id}");
+    }
 }
 
 // Proves a jurisdiction excluded by a later policy version drops even members who opted
@@ -729,6 +760,102 @@ fn gate_refuses_bad_parquet_naming_file_and_column() {
     fs::write(&not_utf8, &bytes).unwrap();
     let run = gate(&scratch, &not_utf8, &output, &[]);
     assert_refused(run, &["not_utf8.parquet", "UTF-8"], &output);
+}
+
+// Proves free text read straight from the pages (distinct strings, so the dictionary is
+// abandoned and the pages are PLAIN) is refused when not UTF-8, naming the file: bytes
+// that are not UTF-8 at all, and a character cut between two strings, which together
+// would be valid (each string is checked on its own, not only the page they fill).
+#[test]
+fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
+    let scratch = Scratch::initialized();
+    let output = scratch.file("dataset");
+    let rows = 3_000u64;
+    let write = |path: &Path, headlines: Vec<String>| {
+        let mut skills = ListBuilder::new(StringBuilder::new());
+        for _ in 0..rows {
+            skills.values().append_value("rust");
+            skills.append(true);
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("member_id", DataType::UInt64, true),
+            Field::new("country", DataType::Utf8, true),
+            Field::new("headline", DataType::Utf8, true),
+            Field::new(
+                "skills",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+            Field::new("experience", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(1..=rows)),
+            Arc::new(StringArray::from(vec!["US"; rows as usize])),
+            Arc::new(StringArray::from(headlines)),
+            Arc::new(skills.finish()),
+            Arc::new(StringArray::from(vec!["e"; rows as usize])),
+        ];
+        // Uncompressed, so the bytes can be patched in place; a small dictionary page, so
+        // the distinct headlines abandon it for PLAIN pages.
+        let properties = WriterProperties::builder()
+            .set_dictionary_page_size_limit(256)
+            .build();
+        let mut writer = ArrowWriter::try_new(
+            fs::File::create(path).unwrap(),
+            schema.clone(),
+            Some(properties),
+        )
+        .unwrap();
+        writer
+            .write(&RecordBatch::try_new(schema, columns).unwrap())
+            .unwrap();
+        writer.close().unwrap();
+    };
+    let patch = |path: &Path, marker: &str, offset: usize, byte: u8| {
+        let mut bytes = fs::read(path).unwrap();
+        let at = bytes
+            .windows(marker.len())
+            .position(|window| window == marker.as_bytes())
+            .unwrap();
+        bytes[at + offset] = byte;
+        fs::write(path, &bytes).unwrap();
+    };
+    let mut headlines: Vec<String> = (0..rows).map(|row| format!("headline {row}")).collect();
+    headlines[2_000] = "first-marker-X".into();
+    headlines[2_001] = "Ysecond-marker".into();
+    headlines[2_500] = "third-marker".into();
+
+    // Clean, the file passes, every row kept, the headlines as written.
+    let clean = scratch.file("clean.parquet");
+    write(&clean, headlines.clone());
+    gate(&scratch, &clean, &output, &[]).success();
+    let kept = read_headlines(&output);
+    assert_eq!(kept.len(), rows as usize);
+    for (id, headline) in kept {
+        assert_eq!(
+            headline.as_deref(),
+            Some(headlines[id as usize - 1].as_str())
+        );
+    }
+    fs::remove_dir_all(&output).unwrap();
+
+    let not_utf8 = scratch.file("not_utf8.parquet");
+    write(&not_utf8, headlines.clone());
+    patch(&not_utf8, "third-marker", 3, 0xFF);
+    let run = gate(&scratch, &not_utf8, &output, &[]);
+    assert_refused(run, &["not_utf8.parquet", "headline", "UTF-8"], &output);
+
+    // "…\xC3" then "\xA9…": together "é", each alone not UTF-8.
+    let cut = scratch.file("cut_character.parquet");
+    write(&cut, headlines);
+    patch(&cut, "first-marker-X", 13, 0xC3);
+    patch(&cut, "Ysecond-marker", 0, 0xA9);
+    let run = gate(&scratch, &cut, &output, &[]);
+    assert_refused(
+        run,
+        &["cut_character.parquet", "headline", "UTF-8"],
+        &output,
+    );
 }
 
 // Proves a failure of the machine while reading (an I/O error, here EIO from reading
