@@ -215,7 +215,7 @@ pub fn put_uleb128(mut value: u64, out: &mut Vec<u8>) {
 }
 
 /// Reads values back, one at a time, from one stream of runs (a page's levels or
-/// dictionary indices).
+/// dictionary indices). Bit-packed values are unpacked a group of eight at a time.
 pub struct Decoder {
     data: bytes::Bytes,
     /// Where the next run's header is.
@@ -224,9 +224,14 @@ pub struct Decoder {
     /// Values left in the current repeated run, and its value.
     repeated_left: usize,
     repeated_value: u32,
-    /// Values left in the current bit-packed run, and the bit where the next one starts.
+    /// Values left in the current bit-packed run (beyond those unpacked), and the bit
+    /// where the next one starts.
     packed_left: usize,
     packed_bit: usize,
+    /// Values unpacked from the current group, and how many of them were read.
+    group: [u32; GROUP_VALUES],
+    group_len: usize,
+    group_read: usize,
 }
 
 impl Decoder {
@@ -243,44 +248,54 @@ impl Decoder {
             repeated_value: 0,
             packed_left: 0,
             packed_bit: 0,
+            group: [0; GROUP_VALUES],
+            group_len: 0,
+            group_read: 0,
         })
     }
 
     /// The next value; an error when the runs end first.
     #[inline]
     pub fn next_value(&mut self) -> Result<u32, String> {
+        if self.group_read < self.group_len {
+            if let Some(&value) = self.group.get(self.group_read) {
+                self.group_read += 1;
+                return Ok(value);
+            }
+        }
+        self.next_value_slow()
+    }
+
+    fn next_value_slow(&mut self) -> Result<u32, String> {
         loop {
             if self.repeated_left > 0 {
                 self.repeated_left -= 1;
                 return Ok(self.repeated_value);
             }
             if self.packed_left > 0 {
-                self.packed_left -= 1;
-                let value = self.bits_at(self.packed_bit);
-                self.packed_bit += usize::from(self.bit_width);
-                return Ok(value);
+                self.unpack_group();
+                self.group_read = 1;
+                return Ok(self.group.first().copied().unwrap_or(0));
             }
             self.next_run()?;
         }
     }
 
-    /// The `bit_width` bits from bit `bit` of the data, least significant first (bits
-    /// past its end read as zeros).
-    #[inline]
-    fn bits_at(&self, bit: usize) -> u32 {
-        let start = bit / 8;
-        let mut word = [0u8; 8];
-        let available = self.data.get(start..).unwrap_or_default();
-        let taken = available.len().min(8);
-        if let (Some(into), Some(from)) = (word.get_mut(..taken), available.get(..taken)) {
-            into.copy_from_slice(from);
+    /// Unpacks the next group (up to eight values) of the current bit-packed run.
+    fn unpack_group(&mut self) {
+        let count = self.packed_left.min(GROUP_VALUES);
+        let width = usize::from(self.bit_width);
+        for (index, slot) in self.group.iter_mut().take(count).enumerate() {
+            *slot = bits_at(&self.data, self.packed_bit + index * width, self.bit_width);
         }
-        let mask = (1u64 << self.bit_width) - 1;
-        // At most 7 + 32 bits of the 64, so the shift keeps every bit of the value.
-        ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32
+        self.group_len = count;
+        self.packed_left -= count;
+        self.packed_bit += count * width;
     }
 
     fn next_run(&mut self) -> Result<(), String> {
+        self.group_len = 0;
+        self.group_read = 0;
         if self.position >= self.data.len() {
             return Err("fewer values than the page holds".into());
         }
@@ -339,6 +354,27 @@ impl Decoder {
         }
         Err("a run header longer than 64 bits".into())
     }
+}
+
+/// The `bit_width` bits from bit `bit` of `data`, least significant first (bits past its
+/// end read as zeros).
+#[inline]
+fn bits_at(data: &[u8], bit: usize, bit_width: u8) -> u32 {
+    let start = bit / 8;
+    let word = match data.get(start..start + 8) {
+        Some(bytes) => <[u8; 8]>::try_from(bytes).unwrap_or_default(),
+        None => {
+            let mut word = [0u8; 8];
+            let available = data.get(start..).unwrap_or_default();
+            for (into, from) in word.iter_mut().zip(available) {
+                *into = *from;
+            }
+            word
+        }
+    };
+    let mask = (1u64 << bit_width) - 1;
+    // At most 7 + 32 bits of the 64, so the shift keeps every bit of the value.
+    ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32
 }
 
 #[cfg(test)]

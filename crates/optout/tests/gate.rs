@@ -170,6 +170,34 @@ fn read_dataset(directory: &Path) -> (Vec<u64>, Vec<String>) {
     (ids, names)
 }
 
+/// Every row's `member_id` and `skills` in a directory's Parquet files.
+fn read_skills(directory: &Path) -> Vec<(u64, Vec<String>)> {
+    let mut rows = Vec::new();
+    for path in parquet_files(directory) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch.column_by_name("member_id").unwrap();
+            let ids = ids.as_any().downcast_ref::<UInt64Array>().unwrap();
+            let skills = batch.column_by_name("skills").unwrap();
+            let skills = skills
+                .as_any()
+                .downcast_ref::<arrow_array::ListArray>()
+                .unwrap();
+            for (row, id) in ids.iter().enumerate() {
+                let items = skills.value(row);
+                let items = items.as_any().downcast_ref::<StringArray>().unwrap();
+                let items = items.iter().map(|item| item.unwrap().to_string()).collect();
+                rows.push((id.unwrap(), items));
+            }
+        }
+    }
+    rows
+}
+
 /// Every row's `member_id` and `headline` in a directory's Parquet files.
 fn read_headlines(directory: &Path) -> Vec<(u64, Option<String>)> {
     let mut rows = Vec::new();
@@ -477,6 +505,16 @@ fn gate_splits_row_groups_across_workers_without_losing_or_repeating_rows() {
     for (id, text) in rows {
         assert_eq!(text, Some(headline(Some(id))), "member {id}");
     }
+    // So are the skills (few distinct: a dictionary in every row group).
+    let rows = read_skills(&output);
+    assert_eq!(rows.len(), ids.len());
+    for (id, skills) in rows {
+        assert_eq!(
+            skills,
+            ["rust".to_string(), format!("skill-{}", id % 7)],
+            "member {id}"
+        );
+    }
 }
 
 // Proves a jurisdiction excluded by a later policy version drops even members who opted
@@ -773,8 +811,11 @@ fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
     let rows = 3_000u64;
     let write = |path: &Path, headlines: Vec<String>| {
         let mut skills = ListBuilder::new(StringBuilder::new());
-        for _ in 0..rows {
+        for row in 0..rows {
             skills.values().append_value("rust");
+            if row == 2_500 {
+                skills.values().append_value("skill-marker");
+            }
             skills.append(true);
         }
         let schema = Arc::new(Schema::new(vec![
@@ -847,7 +888,7 @@ fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
 
     // "…\xC3" then "\xA9…": together "é", each alone not UTF-8.
     let cut = scratch.file("cut_character.parquet");
-    write(&cut, headlines);
+    write(&cut, headlines.clone());
     patch(&cut, "first-marker-X", 13, 0xC3);
     patch(&cut, "Ysecond-marker", 0, 0xA9);
     let run = gate(&scratch, &cut, &output, &[]);
@@ -856,6 +897,14 @@ fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
         &["cut_character.parquet", "headline", "UTF-8"],
         &output,
     );
+
+    // A list's string, in its dictionary page: refused too. Lists go through the Arrow
+    // reader, whose message names the file and the problem but not the column.
+    let skill = scratch.file("not_utf8_skill.parquet");
+    write(&skill, headlines);
+    patch(&skill, "skill-marker", 2, 0xFF);
+    let run = gate(&scratch, &skill, &output, &[]);
+    assert_refused(run, &["not_utf8_skill.parquet", "UTF-8"], &output);
 }
 
 // Proves a failure of the machine while reading (an I/O error, here EIO from reading
