@@ -465,8 +465,6 @@ impl GatePlan {
     }
 }
 
-/// The output directory must be new or empty, so nothing from another run can pass as
-/// part of this dataset.
 /// The requested fields of `input` that are free text its pages can give straight (see
 /// [`ParquetInput::text_leaf`]); never the id or the jurisdiction, which the consent pass
 /// reads from the batch.
@@ -488,6 +486,8 @@ fn text_fields(request: &GateRequest, input: &ParquetInput) -> Vec<TextField> {
         .collect()
 }
 
+/// The output directory must be new or empty, so nothing from another run can pass as
+/// part of this dataset.
 fn check_output_dir(directory: &Path) -> Result<(), GateError> {
     match fs::read_dir(directory) {
         Ok(mut entries) => {

@@ -574,6 +574,8 @@ impl PartWriter {
         Ok(())
     }
 
+    /// Appends one row as a JSON object, its values in the order of the part's columns
+    /// (JSON Lines parts only).
     pub fn write_row(&mut self, values: impl IntoIterator<Item = Value>) -> Result<(), GateError> {
         let Sink::JsonLines { out, keys } = &mut self.sink else {
             return Err(GateError::Internal(
