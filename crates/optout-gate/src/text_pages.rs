@@ -235,56 +235,21 @@ impl TextPages {
         page.rows_left -= rows;
         let mut definition = page.definition.as_mut();
         let mut present = || is_present(&mut definition);
-        match &mut page.values {
-            Values::Plain { page, position } => {
-                for row in 0..rows {
-                    let keep = kept(row);
-                    if !present()? {
-                        if keep {
-                            visit(None).map_err(Stop::Visit)?;
-                        }
-                        continue;
-                    }
-                    let start = *position + 4;
-                    let end = read_length(page, *position)
-                        .and_then(|length| start.checked_add(length))
-                        .ok_or_else(|| Stop::Pages("a PLAIN page cut short".into()))?;
-                    let value = page
-                        .get(start..end)
-                        .ok_or_else(|| Stop::Pages("a PLAIN string runs past its page".into()))?;
-                    *position = end;
-                    if keep {
-                        visit(Some(value)).map_err(Stop::Visit)?;
-                    }
+        let dictionary = self.dictionary.as_ref();
+        for row in 0..rows {
+            let keep = kept(row);
+            if !present()? {
+                if keep {
+                    visit(None).map_err(Stop::Visit)?;
                 }
+                continue;
             }
-            Values::Dictionary(indices) => {
-                let dictionary = self.dictionary.as_ref().ok_or_else(|| {
-                    Stop::Pages("a dictionary index without a dictionary page".into())
-                })?;
-                for row in 0..rows {
-                    let keep = kept(row);
-                    if !present()? {
-                        if keep {
-                            visit(None).map_err(Stop::Visit)?;
-                        }
-                        continue;
-                    }
-                    let index = indices.next_value().map_err(Stop::Pages)? as usize;
-                    let value = dictionary
-                        .spans
-                        .get(index)
-                        .and_then(|&(start, end)| dictionary.page.get(start..end))
-                        .ok_or_else(|| {
-                            Stop::Pages(format!(
-                                "dictionary index {index}, past its {} strings",
-                                dictionary.spans.len()
-                            ))
-                        })?;
-                    if keep {
-                        visit(Some(value)).map_err(Stop::Visit)?;
-                    }
-                }
+            let value = match &mut page.values {
+                Values::Plain { page, position } => plain_value(page, position)?,
+                Values::Dictionary(indices) => dictionary_value(dictionary, indices)?,
+            };
+            if keep {
+                visit(Some(value)).map_err(Stop::Visit)?;
             }
         }
         Ok(())
@@ -447,6 +412,41 @@ fn is_present(definition: &mut Option<&mut rle_hybrid::Decoder>) -> Result<bool,
             ))),
         },
     }
+}
+
+/// The `PLAIN` string at `position` of `page`; `position` moves past it.
+#[inline(always)]
+fn plain_value<'a>(page: &'a [u8], position: &mut usize) -> Result<&'a [u8], Stop> {
+    let start = *position + 4;
+    let end = read_length(page, *position)
+        .and_then(|length| start.checked_add(length))
+        .ok_or_else(|| Stop::Pages("a PLAIN page cut short".into()))?;
+    let value = page
+        .get(start..end)
+        .ok_or_else(|| Stop::Pages("a PLAIN string runs past its page".into()))?;
+    *position = end;
+    Ok(value)
+}
+
+/// The dictionary string the next index points at.
+#[inline(always)]
+fn dictionary_value<'a>(
+    dictionary: Option<&'a Dictionary>,
+    indices: &mut rle_hybrid::Decoder,
+) -> Result<&'a [u8], Stop> {
+    let dictionary = dictionary
+        .ok_or_else(|| Stop::Pages("a dictionary index without a dictionary page".into()))?;
+    let index = indices.next_value().map_err(Stop::Pages)? as usize;
+    dictionary
+        .spans
+        .get(index)
+        .and_then(|&(start, end)| dictionary.page.get(start..end))
+        .ok_or_else(|| {
+            Stop::Pages(format!(
+                "dictionary index {index}, past its {} strings",
+                dictionary.spans.len()
+            ))
+        })
 }
 
 /// The length (u32 little endian) at `position` of `bytes`.

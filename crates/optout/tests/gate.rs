@@ -170,9 +170,8 @@ fn read_dataset(directory: &Path) -> (Vec<u64>, Vec<String>) {
     (ids, names)
 }
 
-/// Every row's `member_id` and `skills` in a directory's Parquet files.
-fn read_skills(directory: &Path) -> Vec<(u64, Vec<String>)> {
-    let mut rows = Vec::new();
+/// Calls `visit` with each record batch of a directory's Parquet files and its ids.
+fn for_each_batch(directory: &Path, mut visit: impl FnMut(&RecordBatch, &UInt64Array)) {
     for path in parquet_files(directory) {
         let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
             .unwrap()
@@ -182,43 +181,42 @@ fn read_skills(directory: &Path) -> Vec<(u64, Vec<String>)> {
             let batch = batch.unwrap();
             let ids = batch.column_by_name("member_id").unwrap();
             let ids = ids.as_any().downcast_ref::<UInt64Array>().unwrap();
-            let skills = batch.column_by_name("skills").unwrap();
-            let skills = skills
-                .as_any()
-                .downcast_ref::<arrow_array::ListArray>()
-                .unwrap();
-            for (row, id) in ids.iter().enumerate() {
-                let items = skills.value(row);
-                let items = items.as_any().downcast_ref::<StringArray>().unwrap();
-                let items = items.iter().map(|item| item.unwrap().to_string()).collect();
-                rows.push((id.unwrap(), items));
-            }
+            visit(&batch, ids);
         }
     }
+}
+
+/// Every row's `member_id` and `skills` in a directory's Parquet files.
+fn read_skills(directory: &Path) -> Vec<(u64, Vec<String>)> {
+    let mut rows = Vec::new();
+    for_each_batch(directory, |batch, ids| {
+        let skills = batch.column_by_name("skills").unwrap();
+        let skills = skills
+            .as_any()
+            .downcast_ref::<arrow_array::ListArray>()
+            .unwrap();
+        for (row, id) in ids.iter().enumerate() {
+            let items = skills.value(row);
+            let items = items.as_any().downcast_ref::<StringArray>().unwrap();
+            let items = items.iter().map(|item| item.unwrap().to_string()).collect();
+            rows.push((id.unwrap(), items));
+        }
+    });
     rows
 }
 
 /// Every row's `member_id` and `headline` in a directory's Parquet files.
 fn read_headlines(directory: &Path) -> Vec<(u64, Option<String>)> {
     let mut rows = Vec::new();
-    for path in parquet_files(directory) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let ids = batch.column_by_name("member_id").unwrap();
-            let ids = ids.as_any().downcast_ref::<UInt64Array>().unwrap();
-            let headlines = batch.column_by_name("headline").unwrap();
-            let headlines = headlines.as_any().downcast_ref::<StringArray>().unwrap();
-            rows.extend(
-                ids.iter()
-                    .zip(headlines.iter())
-                    .map(|(id, headline)| (id.unwrap(), headline.map(str::to_string))),
-            );
-        }
-    }
+    for_each_batch(directory, |batch, ids| {
+        let headlines = batch.column_by_name("headline").unwrap();
+        let headlines = headlines.as_any().downcast_ref::<StringArray>().unwrap();
+        rows.extend(
+            ids.iter()
+                .zip(headlines.iter())
+                .map(|(id, headline)| (id.unwrap(), headline.map(str::to_string))),
+        );
+    });
     rows
 }
 
