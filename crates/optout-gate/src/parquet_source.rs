@@ -243,6 +243,36 @@ impl ParquetInput {
         }
     }
 
+    /// The first needed top-level column (but those in `read_elsewhere`) that its own
+    /// reader fails to read in rows `skip..skip + rows` of `row_group`: asked after a
+    /// reader of all of them failed, to name the column in the error.
+    pub(crate) fn failing_column(
+        &self,
+        row_group: usize,
+        skip: usize,
+        rows: usize,
+        read_elsewhere: &[usize],
+    ) -> Option<String> {
+        let fields = self.metadata.schema().fields();
+        self.roots
+            .iter()
+            .filter(|root| !read_elsewhere.contains(root))
+            .find(|&&root| {
+                let others: Vec<usize> = self
+                    .roots
+                    .iter()
+                    .copied()
+                    .filter(|&other| other != root)
+                    .collect();
+                match self.reader(row_group, skip, rows, 8192, &others) {
+                    Ok(mut reader) => reader.any(|batch| batch.is_err()),
+                    Err(_) => true,
+                }
+            })
+            .and_then(|&root| fields.get(root))
+            .map(|field| field.name().clone())
+    }
+
     /// The top-level column `name` and its one leaf, when it is free text that can be
     /// read straight from its pages ([`crate::text_pages`]): a string column every chunk
     /// of which is laid out as that module reads.

@@ -795,7 +795,11 @@ fn gate_refuses_bad_parquet_naming_file_and_column() {
     assert!(patched > 0);
     fs::write(&not_utf8, &bytes).unwrap();
     let run = gate(&scratch, &not_utf8, &output, &[]);
-    assert_refused(run, &["not_utf8.parquet", "UTF-8"], &output);
+    assert_refused(
+        run,
+        &["not_utf8.parquet", "column headline", "UTF-8"],
+        &output,
+    );
 }
 
 // Proves free text read straight from the pages (distinct strings, so the dictionary is
@@ -896,13 +900,17 @@ fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
         &output,
     );
 
-    // A list's string, in its dictionary page: refused too. Lists go through the Arrow
-    // reader, whose message names the file and the problem but not the column.
+    // A list's string, in its dictionary page, read through the Arrow reader (whose own
+    // message does not name the column): refused too, naming it.
     let skill = scratch.file("not_utf8_skill.parquet");
     write(&skill, headlines);
     patch(&skill, "skill-marker", 2, 0xFF);
     let run = gate(&scratch, &skill, &output, &[]);
-    assert_refused(run, &["not_utf8_skill.parquet", "UTF-8"], &output);
+    assert_refused(
+        run,
+        &["not_utf8_skill.parquet", "column skills", "UTF-8"],
+        &output,
+    );
 }
 
 // Proves a failure of the machine while reading (an I/O error, here EIO from reading
