@@ -264,7 +264,7 @@ impl ParquetInput {
                     .copied()
                     .filter(|&other| other != root)
                     .collect();
-                match self.reader(row_group, skip, rows, 8192, &others) {
+                match self.reader(row_group, skip, rows, crate::gate::BATCH_ROWS, &others) {
                     Ok(mut reader) => reader.any(|batch| batch.is_err()),
                     Err(_) => true,
                 }
