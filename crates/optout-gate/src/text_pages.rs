@@ -637,51 +637,33 @@ mod tests {
     #[test]
     fn other_layouts_are_not_readable() {
         let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("delta.parquet");
-        let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
-        let properties = WriterProperties::builder()
+        let write_column = |name: &str, column: ArrayRef, properties| {
+            let path = directory.path().join(name);
+            let field = Field::new(name, column.data_type().clone(), true);
+            let schema = Arc::new(Schema::new(vec![field]));
+            let file = File::create(&path).unwrap();
+            let mut writer = ArrowWriter::try_new(file, schema.clone(), properties).unwrap();
+            writer
+                .write(&RecordBatch::try_new(schema, vec![column]).unwrap())
+                .unwrap();
+            writer.close().unwrap();
+            let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+            let metadata = reader.metadata();
+            let descriptor = metadata.file_metadata().schema_descr().column(0);
+            readable(&descriptor, metadata.row_groups(), 0)
+        };
+        let delta = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_2_0)
             .set_dictionary_enabled(false)
             .set_encoding(Encoding::DELTA_LENGTH_BYTE_ARRAY)
             .build();
-        let mut writer = ArrowWriter::try_new(
-            File::create(&path).unwrap(),
-            schema.clone(),
-            Some(properties),
-        )
-        .unwrap();
-        let column: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("b")]));
-        writer
-            .write(&RecordBatch::try_new(schema, vec![column]).unwrap())
-            .unwrap();
-        writer.close().unwrap();
-        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
-        let metadata = reader.metadata();
-        let descriptor = metadata.file_metadata().schema_descr().column(0);
-        assert!(!readable(&descriptor, metadata.row_groups(), 0));
+        let strings: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("b")]));
+        assert!(!write_column("delta", strings, Some(delta)));
 
-        let path = directory.path().join("list.parquet");
-        let item = Arc::new(Field::new("item", DataType::Utf8, true));
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "tags",
-            DataType::List(item),
-            true,
-        )]));
         let mut tags =
             arrow_array::builder::ListBuilder::new(arrow_array::builder::StringBuilder::new());
         tags.values().append_value("a");
         tags.append(true);
-        let mut writer =
-            ArrowWriter::try_new(File::create(&path).unwrap(), schema.clone(), None).unwrap();
-        writer
-            .write(
-                &RecordBatch::try_new(schema, vec![Arc::new(tags.finish()) as ArrayRef]).unwrap(),
-            )
-            .unwrap();
-        writer.close().unwrap();
-        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
-        let metadata = reader.metadata();
-        let descriptor = metadata.file_metadata().schema_descr().column(0);
-        assert!(!readable(&descriptor, metadata.row_groups(), 0));
+        assert!(!write_column("tags", Arc::new(tags.finish()), None));
     }
 }

@@ -55,10 +55,9 @@ fn headline(id: Option<u64>) -> String {
     format!("Engineer {}", id.map_or("none".into(), |id| id.to_string()))
 }
 
-/// Writes profiles as Parquet with the benchmark's columns (private ones included), in
-/// row groups of `row_group_rows`.
-fn write_profiles(path: &Path, profiles: &[Profile], row_group_rows: usize) {
-    let schema = Arc::new(Schema::new(vec![
+/// The id, the jurisdiction and the fields the gate is asked for.
+fn profile_fields() -> Vec<Field> {
+    vec![
         Field::new("member_id", DataType::UInt64, true),
         Field::new("country", DataType::Utf8, true),
         Field::new("headline", DataType::Utf8, true),
@@ -68,8 +67,15 @@ fn write_profiles(path: &Path, profiles: &[Profile], row_group_rows: usize) {
             true,
         ),
         Field::new("experience", DataType::Utf8, true),
-        Field::new("email", DataType::Utf8, true),
-    ]));
+    ]
+}
+
+/// Writes profiles as Parquet with the benchmark's columns (private ones included), in
+/// row groups of `row_group_rows`.
+fn write_profiles(path: &Path, profiles: &[Profile], row_group_rows: usize) {
+    let mut fields = profile_fields();
+    fields.push(Field::new("email", DataType::Utf8, true));
+    let schema = Arc::new(Schema::new(fields));
     let properties = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .set_max_row_group_row_count(Some(row_group_rows))
@@ -820,17 +826,7 @@ fn gate_refuses_free_text_that_is_not_utf8_read_from_pages() {
             }
             skills.append(true);
         }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("member_id", DataType::UInt64, true),
-            Field::new("country", DataType::Utf8, true),
-            Field::new("headline", DataType::Utf8, true),
-            Field::new(
-                "skills",
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-                true,
-            ),
-            Field::new("experience", DataType::Utf8, true),
-        ]));
+        let schema = Arc::new(Schema::new(profile_fields()));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(1..=rows)),
             Arc::new(StringArray::from(vec!["US"; rows as usize])),
