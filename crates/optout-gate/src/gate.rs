@@ -756,18 +756,9 @@ impl Worker<'_, '_> {
             if failed.load(Ordering::Relaxed) {
                 return Err(GateError::Cancelled);
             }
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(error) => {
-                    // The reader's message rarely names the column: find it.
-                    let reason = match source.failing_column(row_group, skip, rows, &read_elsewhere)
-                    {
-                        Some(column) => format!("column {column}: {error}"),
-                        None => error.to_string(),
-                    };
-                    return Err(GateError::corrupt_parquet(path, reason));
-                }
-            };
+            let batch = batch.map_err(|error| {
+                source.read_error(row_group, skip, rows, &read_elsewhere, error)
+            })?;
             let count = batch.num_rows();
             self.parquet_batch(path, &batch, &mut text, row)?;
             row += count as u64;

@@ -243,10 +243,28 @@ impl ParquetInput {
         }
     }
 
+    /// The error for `error`, which a reader of rows `skip..skip + rows` of `row_group`
+    /// (of the needed columns but those in `read_elsewhere`) gave: it names the file and,
+    /// as parquet's message rarely does, the column.
+    pub(crate) fn read_error(
+        &self,
+        row_group: usize,
+        skip: usize,
+        rows: usize,
+        read_elsewhere: &[usize],
+        error: impl std::fmt::Display,
+    ) -> GateError {
+        let reason = match self.failing_column(row_group, skip, rows, read_elsewhere) {
+            Some(column) => format!("column {column}: {error}"),
+            None => error.to_string(),
+        };
+        GateError::corrupt_parquet(&self.file.path, reason)
+    }
+
     /// The first needed top-level column (but those in `read_elsewhere`) that its own
     /// reader fails to read in rows `skip..skip + rows` of `row_group`: asked after a
     /// reader of all of them failed, to name the column in the error.
-    pub(crate) fn failing_column(
+    fn failing_column(
         &self,
         row_group: usize,
         skip: usize,

@@ -154,7 +154,7 @@ fn load_parquet(
     let input = ParquetInput::open(file, &needed)?;
     for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
         for batch in input.reader(row_group, 0, rows, BATCH_ROWS, &[])? {
-            let batch = batch.map_err(|error| GateError::corrupt_parquet(&file.path, error))?;
+            let batch = batch.map_err(|error| input.read_error(row_group, 0, rows, &[], error))?;
             let ids = batch.column_by_name(id_column).ok_or_else(|| {
                 GateError::schema(&file.path, id_column, "is missing from a batch")
             })?;
@@ -294,7 +294,7 @@ fn verify_parquet(
     }
     for (row_group, rows) in input.row_group_rows.iter().copied().enumerate() {
         for batch in input.reader(row_group, 0, rows, BATCH_ROWS, &[])? {
-            let batch = batch.map_err(|error| GateError::corrupt_parquet(&file.path, error))?;
+            let batch = batch.map_err(|error| input.read_error(row_group, 0, rows, &[], error))?;
             let ids = batch.column_by_name(&request.id_column).ok_or_else(|| {
                 GateError::schema(&file.path, &request.id_column, "is missing from a batch")
             })?;
