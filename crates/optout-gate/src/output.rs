@@ -131,7 +131,7 @@ impl ParquetPart {
     }
 
     /// Appends the `kept` rows of the `rows` rows of `columns` and `text` that `keep`
-    /// keeps (all when `None`; as long as the rows, which [`PartWriter::write_kept`]
+    /// keeps (all when `None`; as long as the rows, which [`PartWriter::write_kept_with_text`]
     /// checks, as it counts `kept`). `text` fills the fields it names, in schema order;
     /// `columns` the others. Row groups are cut by rows kept; no chunk is ever empty.
     fn write(
@@ -376,6 +376,19 @@ pub struct PartWriter {
     rows: u64,
 }
 
+/// The rows `keep` keeps of a batch of `rows` (all when `None`); an error when the mask is
+/// not as long as the batch.
+fn kept_count(rows: usize, keep: Option<&BooleanBuffer>) -> Result<usize, GateError> {
+    match keep {
+        Some(keep) if keep.len() != rows => Err(GateError::Internal(format!(
+            "a mask of {} rows for a batch of {rows}",
+            keep.len()
+        ))),
+        Some(keep) => Ok(keep.count_set_bits()),
+        None => Ok(rows),
+    }
+}
+
 pub fn part_name(index: usize, format: FileFormat) -> String {
     format!("part-{index:05}.{}", format.extension())
 }
@@ -493,21 +506,11 @@ impl PartWriter {
         batch: &RecordBatch,
         keep: Option<&BooleanBuffer>,
     ) -> Result<(), GateError> {
-        if let Some(keep) = keep.filter(|keep| keep.len() != batch.num_rows()) {
-            return Err(GateError::Internal(format!(
-                "a mask of {} rows for a batch of {}",
-                keep.len(),
-                batch.num_rows()
-            )));
+        if let Sink::Parquet(_) = &self.sink {
+            return self.write_kept_with_text(batch.columns(), batch.num_rows(), &mut [], keep);
         }
-        let kept = keep.map_or(batch.num_rows(), BooleanBuffer::count_set_bits);
+        let kept = kept_count(batch.num_rows(), keep)?;
         if kept == 0 {
-            return Ok(());
-        }
-        if let Sink::Parquet(writer) = &mut self.sink {
-            let written = writer.write(batch.columns(), batch.num_rows(), &mut [], keep, kept);
-            written.map_err(|error| self.write_error(error))?;
-            self.rows += kept as u64;
             return Ok(());
         }
         let filtered;
@@ -553,22 +556,14 @@ impl PartWriter {
         text: &mut [TextColumn],
         keep: Option<&BooleanBuffer>,
     ) -> Result<(), GateError> {
-        if let Some(keep) = keep.filter(|keep| keep.len() != rows) {
-            return Err(GateError::Internal(format!(
-                "a mask of {} rows for a batch of {rows}",
-                keep.len(),
-            )));
-        }
-        let kept = keep.map_or(rows, BooleanBuffer::count_set_bits);
+        let kept = kept_count(rows, keep)?;
         let Sink::Parquet(writer) = &mut self.sink else {
             return Err(GateError::Internal(
                 "strings from pages for a JSON Lines part".into(),
             ));
         };
-        let written = match kept {
-            0 => text.iter_mut().try_for_each(|text| text.pages.skip(rows)),
-            _ => writer.write(columns, rows, text, keep, kept),
-        };
+        // With no row kept, this passes over the rows of `text` and writes nothing.
+        let written = writer.write(columns, rows, text, keep, kept);
         written.map_err(|error| self.write_error(error))?;
         self.rows += kept as u64;
         Ok(())

@@ -387,12 +387,8 @@ fn dictionary(page: Bytes, count: usize) -> Result<Dictionary, String> {
     let mut spans = Vec::with_capacity(count.min(page.len() / 4));
     let mut position = 0;
     for _ in 0..count {
-        let length = read_length(&page, position).ok_or("a dictionary page cut short")?;
-        let start = position + 4;
-        let end = start
-            .checked_add(length)
-            .filter(|&end| end <= page.len())
-            .ok_or("a dictionary string runs past its page")?;
+        let (start, end) = plain_span(&page, position)
+            .ok_or("a dictionary page cut short, or a string past its end")?;
         spans.push((start, end));
         position = end;
     }
@@ -418,15 +414,19 @@ fn is_present(definition: &mut Option<&mut rle_hybrid::Decoder>) -> Result<bool,
 /// The `PLAIN` string at `position` of `page`; `position` moves past it.
 #[inline(always)]
 fn plain_value<'a>(page: &'a [u8], position: &mut usize) -> Result<&'a [u8], Stop> {
-    let start = *position + 4;
-    let end = read_length(page, *position)
-        .and_then(|length| start.checked_add(length))
-        .ok_or_else(|| Stop::Pages("a PLAIN page cut short".into()))?;
-    let value = page
-        .get(start..end)
-        .ok_or_else(|| Stop::Pages("a PLAIN string runs past its page".into()))?;
+    let (start, end) = plain_span(page, *position)
+        .ok_or_else(|| Stop::Pages("a PLAIN page cut short, or a string past its end".into()))?;
     *position = end;
-    Ok(value)
+    Ok(page.get(start..end).unwrap_or_default())
+}
+
+/// Where the bytes of the `PLAIN` string whose length is at `position` of `page` are,
+/// when they are all in the page.
+#[inline(always)]
+fn plain_span(page: &[u8], position: usize) -> Option<(usize, usize)> {
+    let start = position.checked_add(4)?;
+    let end = start.checked_add(read_length(page, position)?)?;
+    (end <= page.len()).then_some((start, end))
 }
 
 /// The dictionary string the next index points at.
