@@ -23,7 +23,34 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
+use crate::list_pages::ListPages;
 use crate::text_pages::TextPages;
+
+/// A column read straight from the input's pages, by the kind of its values.
+pub(crate) enum FieldPages {
+    /// Free text ([`crate::text_pages`]).
+    Text(TextPages),
+    /// Lists of dictionary-encoded strings ([`crate::list_pages`]).
+    Lists(ListPages),
+}
+
+impl FieldPages {
+    /// Passes over the next `rows` rows.
+    pub(crate) fn skip(&mut self, rows: usize) -> Result<()> {
+        match self {
+            FieldPages::Text(text) => text.skip(rows),
+            FieldPages::Lists(lists) => lists.skip(rows),
+        }
+    }
+
+    /// The first error met in the pages, if any.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        match self {
+            FieldPages::Text(text) => text.failure(),
+            FieldPages::Lists(lists) => lists.failure(),
+        }
+    }
+}
 
 /// The rows of a batch that go into the output: all of them, or those set in a mask as
 /// long as the batch. The encoders of this crate skip the others as they go, where the
@@ -56,20 +83,20 @@ pub(crate) trait ColumnChunkEncoder: Send {
     /// Appends the kept rows of `column` to the row group's chunk.
     fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()>;
 
-    /// Whether [`ColumnChunkEncoder::write_text`] takes strings read from the input's
-    /// pages ([`crate::text_pages`]) for this column.
-    fn takes_text(&self) -> bool {
+    /// Whether [`ColumnChunkEncoder::write_pages`] takes values read from the input's
+    /// pages ([`FieldPages`]) for this column.
+    fn takes_pages(&self) -> bool {
         false
     }
 
-    /// Appends the kept rows of the next `rows` rows of `text`, passing over the others.
-    fn write_text(
+    /// Appends the kept rows of the next `rows` rows of `pages`, passing over the others.
+    fn write_pages(
         &mut self,
-        _text: &mut TextPages,
+        _pages: &mut FieldPages,
         _rows: usize,
         _kept: KeptRows<'_>,
     ) -> Result<()> {
-        Err(general("this column takes no strings read from pages"))
+        Err(general("this column takes no values read from pages"))
     }
 
     /// Ends the row group's chunk: its encoded pages, with offsets from 0, and the

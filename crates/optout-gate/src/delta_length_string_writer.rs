@@ -22,8 +22,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use crate::column_chunk::{
-    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, KeptRows,
-    PageCompressor, PageShape,
+    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, FieldPages,
+    KeptRows, PageCompressor, PageShape,
 };
 use crate::text_pages::TextPages;
 use crate::{delta_binary_packed, rle_hybrid};
@@ -361,12 +361,23 @@ impl DeltaLengthStringWriter {
 }
 
 impl ColumnChunkEncoder for DeltaLengthStringWriter {
-    fn takes_text(&self) -> bool {
+    fn takes_pages(&self) -> bool {
         true
     }
 
-    fn write_text(&mut self, text: &mut TextPages, rows: usize, kept: KeptRows<'_>) -> Result<()> {
-        self.write_text_rows(text, rows, kept)
+    fn write_pages(
+        &mut self,
+        pages: &mut FieldPages,
+        rows: usize,
+        kept: KeptRows<'_>,
+    ) -> Result<()> {
+        match pages {
+            FieldPages::Text(text) => self.write_text_rows(text, rows, kept),
+            FieldPages::Lists(_) => Err(general(format!(
+                "column {}: lists read for a column of strings",
+                self.settings.descriptor.path()
+            ))),
+        }
     }
 
     fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()> {

@@ -30,9 +30,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::{ColumnDescPtr, SchemaDescriptor};
 
 use crate::column_chunk::{
-    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, KeptRows,
-    PageCompressor, PageShape,
+    assemble_chunk, general, leaf_without_extras, ColumnChunkEncoder, DataPage, FieldPages,
+    KeptRows, PageCompressor, PageShape,
 };
+use crate::list_pages::{PageDictionary, RowSpan};
 use crate::rle_hybrid;
 
 /// A remap entry: the input value is not interned yet.
@@ -186,6 +187,31 @@ impl Remap {
     }
 }
 
+/// Input dictionary index to output dictionary index, for one dictionary page read
+/// straight from the input ([`crate::list_pages`]).
+#[derive(Default)]
+struct PageRemap {
+    /// The [`PageDictionary::id`] of the page the entries are for.
+    dictionary: Option<u64>,
+    output_indices: Vec<u32>,
+}
+
+impl PageRemap {
+    fn use_dictionary(&mut self, dictionary: &PageDictionary) {
+        if self.dictionary != Some(dictionary.id()) {
+            self.dictionary = Some(dictionary.id());
+            self.output_indices.clear();
+            self.output_indices.resize(dictionary.len(), UNMAPPED);
+        }
+    }
+
+    /// Forgets every mapping: the output dictionary they point into is gone.
+    fn forget(&mut self) {
+        self.dictionary = None;
+        self.output_indices.clear();
+    }
+}
+
 /// Whether two string arrays are views of the same buffers (offsets, bytes, validity).
 fn same_strings(a: &StringArray, b: &StringArray) -> bool {
     let same_nulls = match (a.nulls(), b.nulls()) {
@@ -241,6 +267,7 @@ pub struct DictionaryListWriter {
     value_encoding: ValueEncoding,
     dictionary: OutputDictionary,
     remap: Remap,
+    page_remap: PageRemap,
     page: PageBuffer,
     pages: Vec<DataPage>,
     rows: u64,
@@ -311,6 +338,7 @@ impl DictionaryListWriter {
             value_encoding: ValueEncoding::Dictionary,
             dictionary: OutputDictionary::default(),
             remap: Remap::default(),
+            page_remap: PageRemap::default(),
             page: PageBuffer::default(),
             pages: Vec::new(),
             rows: 0,
@@ -392,6 +420,56 @@ impl DictionaryListWriter {
         Ok(())
     }
 
+    /// Consecutive rows read straight from the input's pages: their levels as they are
+    /// (the input column nests as this one does), their present items remapped into the
+    /// row group's dictionary, or written `PLAIN` once the dictionary is full.
+    fn push_rows(
+        &mut self,
+        rows: usize,
+        span: RowSpan<'_>,
+        dictionary: &PageDictionary,
+    ) -> Result<()> {
+        let page = &mut self.page;
+        page.repetition_levels.extend_from_slice(span.repetition);
+        page.definition_levels.extend_from_slice(span.definition);
+        page.nulls += span.definition.len().saturating_sub(span.indices.len());
+        page.rows += rows;
+        let past_end = |index: u32| {
+            general(format!(
+                "dictionary index {index}, past its {} strings",
+                dictionary.len()
+            ))
+        };
+        match self.value_encoding {
+            ValueEncoding::Dictionary => {
+                self.page_remap.use_dictionary(dictionary);
+                let remap = &mut self.page_remap.output_indices;
+                page.dictionary_indices.reserve(span.indices.len());
+                for &index in span.indices {
+                    let slot = remap
+                        .get_mut(index as usize)
+                        .ok_or_else(|| past_end(index))?;
+                    if *slot == UNMAPPED {
+                        let value = dictionary.value(index).ok_or_else(|| past_end(index))?;
+                        *slot = self.dictionary.intern(value)?;
+                    }
+                    page.dictionary_indices.push(*slot);
+                }
+            }
+            ValueEncoding::Plain => {
+                for &index in span.indices {
+                    let value = dictionary.value(index).ok_or_else(|| past_end(index))?;
+                    let length = u32::try_from(value.len())
+                        .map_err(|_| general("a string is longer than 4 GiB"))?;
+                    page.plain_values.extend_from_slice(&length.to_le_bytes());
+                    page.plain_values.extend_from_slice(value.as_bytes());
+                    page.plain_string_bytes += i64::from(length);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A null item, where the schema lets items be null.
     fn push_null_item(&mut self) -> Result<()> {
         let levels = self.settings.levels;
@@ -427,6 +505,7 @@ impl DictionaryListWriter {
             }
             self.value_encoding = ValueEncoding::Plain;
             self.remap.forget();
+            self.page_remap.forget();
         }
         Ok(())
     }
@@ -515,6 +594,65 @@ impl DictionaryListWriter {
 }
 
 impl ColumnChunkEncoder for DictionaryListWriter {
+    fn takes_pages(&self) -> bool {
+        true
+    }
+
+    fn write_pages(
+        &mut self,
+        pages: &mut FieldPages,
+        rows: usize,
+        kept: KeptRows<'_>,
+    ) -> Result<()> {
+        let path = self.settings.descriptor.path();
+        let FieldPages::Lists(lists) = pages else {
+            return Err(general(format!(
+                "column {path}: strings read for a column of lists"
+            )));
+        };
+        let (input, own) = (lists.levels(), self.settings.levels);
+        if (input.list_nullable, input.item_nullable, input.item)
+            != (own.list_nullable, own.item_nullable, own.item)
+        {
+            return Err(general(format!(
+                "column {path}: the input's lists nest otherwise than the output's"
+            )));
+        }
+        let held = lists.next_rows(rows)?;
+        let dictionary = held.dictionary();
+        // Limits checked after each mini-batch, as in `write`, so both give the same pages;
+        // between two checks, the kept rows in a run go in together.
+        let mut mini_batch_levels = 0;
+        let mini_batch_levels_max = self.settings.mini_batch_levels;
+        let mut push_run = |from: usize, to: usize| -> Result<()> {
+            let mut from = from;
+            while from < to {
+                let end = held.end_reaching(from, to, mini_batch_levels_max - mini_batch_levels);
+                let span = held.span(from, end);
+                mini_batch_levels += span.repetition.len();
+                self.push_rows(end - from, span, dictionary)?;
+                if mini_batch_levels >= mini_batch_levels_max {
+                    self.end_mini_batch()?;
+                    mini_batch_levels = 0;
+                }
+                from = end;
+            }
+            Ok(())
+        };
+        match kept {
+            KeptRows::All => push_run(0, rows)?,
+            KeptRows::Masked(mask) => {
+                for (from, to) in mask.set_slices() {
+                    push_run(from, to)?;
+                }
+            }
+        }
+        if mini_batch_levels > 0 {
+            self.end_mini_batch()?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, column: &dyn Array, kept: KeptRows<'_>) -> Result<()> {
         let wrong_type = || {
             general(format!(
@@ -602,6 +740,7 @@ impl ColumnChunkEncoder for DictionaryListWriter {
         let rows = std::mem::take(&mut self.rows);
         self.value_encoding = ValueEncoding::Dictionary;
         self.remap.forget();
+        self.page_remap.forget();
 
         let dictionary_size = dictionary.plain.len();
         let entries = u32::try_from(dictionary.string_bytes.len())
@@ -620,5 +759,201 @@ impl ColumnChunkEncoder for DictionaryListWriter {
             pages,
             rows,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::list_pages::ListPages;
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, RecordBatch};
+    use arrow_buffer::BooleanBuffer;
+    use arrow_schema::Schema;
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterVersion;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use proptest::prelude::*;
+    use std::fs::File;
+    use std::sync::Arc;
+
+    /// A row: `None` is a null list.
+    type Row = Option<Vec<Option<String>>>;
+
+    fn list_type(item: DataType, item_nullable: bool) -> DataType {
+        DataType::List(Arc::new(Field::new("element", item, item_nullable)))
+    }
+
+    fn dictionary_type() -> DataType {
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    }
+
+    /// An input file of one list column, written by the Arrow writer with a dictionary.
+    fn write_input(
+        path: &std::path::Path,
+        rows: &[Row],
+        nullability: (bool, bool),
+        page_rows: usize,
+    ) {
+        let (list_nullable, item_nullable) = nullability;
+        let field = Field::new(
+            "tags",
+            list_type(DataType::Utf8, item_nullable),
+            list_nullable,
+        );
+        let schema = Arc::new(Schema::new(vec![field]));
+        let mut builder = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+            "element",
+            DataType::Utf8,
+            item_nullable,
+        )));
+        for row in rows {
+            match row {
+                None => builder.append(false),
+                Some(items) => {
+                    for item in items {
+                        builder.values().append_option(item.as_deref());
+                    }
+                    builder.append(true);
+                }
+            }
+        }
+        let properties = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_1_0)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows)
+            .build();
+        let column: ArrayRef = Arc::new(builder.finish());
+        let mut writer = ArrowWriter::try_new(
+            File::create(path).unwrap(),
+            schema.clone(),
+            Some(properties),
+        )
+        .unwrap();
+        writer
+            .write(&RecordBatch::try_new(schema, vec![column]).unwrap())
+            .unwrap();
+        writer.close().unwrap();
+    }
+
+    /// A writer of the output column, with `dictionary_bytes` as its dictionary's limit.
+    fn output_writer(nullability: (bool, bool), dictionary_bytes: usize) -> DictionaryListWriter {
+        let (list_nullable, item_nullable) = nullability;
+        let field = Field::new(
+            "tags",
+            list_type(dictionary_type(), item_nullable),
+            list_nullable,
+        );
+        let schema = Schema::new(vec![field.clone()]);
+        let parquet_schema = ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let properties = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+            .set_dictionary_page_size_limit(dictionary_bytes)
+            .set_data_page_row_count_limit(7)
+            .set_write_batch_size(5)
+            .build();
+        DictionaryListWriter::for_field(&field, &parquet_schema, 0, &properties)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        let item = prop_oneof![
+            1 => Just(None),
+            6 => (0u32..30).prop_map(|index| Some(format!("skill {index}"))),
+        ];
+        prop_oneof![
+            1 => Just(None),
+            1 => Just(Some(Vec::new())),
+            8 => proptest::collection::vec(item, 1..7).prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        // Proves the chunks written from rows read straight from the pages are the bytes
+        // written from the same rows read by the Arrow reader, in batches of any size
+        // with any rows kept: levels copied, items remapped, pages cut at the same rows,
+        // the dictionary left for PLAIN at the same item, null and empty lists, null items.
+        #[test]
+        fn rows_from_pages_write_the_chunks_arrays_write(
+            rows in proptest::collection::vec(row(), 1..200),
+            nullability in (any::<bool>(), any::<bool>()),
+            page_rows in 1usize..30,
+            batch_rows in 1usize..40,
+            skip in 0usize..20,
+            kept in proptest::collection::vec(any::<bool>(), 1..64),
+            dictionary_bytes in prop_oneof![Just(40usize), Just(1 << 20)],
+        ) {
+            let (list_nullable, item_nullable) = nullability;
+            let rows: Vec<Row> = rows
+                .into_iter()
+                .map(|row| match row {
+                    None if !list_nullable => Some(Vec::new()),
+                    Some(items) if !item_nullable => {
+                        Some(items.into_iter().map(|item| item.or(Some("x".into()))).collect())
+                    }
+                    row => row,
+                })
+                .collect();
+            let directory = tempfile::tempdir().unwrap();
+            let path = directory.path().join("tags.parquet");
+            write_input(&path, &rows, nullability, page_rows);
+            let skip = skip.min(rows.len() - 1);
+            let mask_of = |first: usize, count: usize| {
+                BooleanBuffer::collect_bool(count, |row| kept[(first + row) % kept.len()])
+            };
+
+            // Through the Arrow reader, as lists of dictionary keys.
+            let field = Field::new("tags", list_type(dictionary_type(), item_nullable), list_nullable);
+            let hinted = Arc::new(Schema::new(vec![field]));
+            let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+                File::open(&path).unwrap(),
+                ArrowReaderOptions::new().with_schema(hinted),
+            )
+            .unwrap()
+            .with_batch_size(batch_rows)
+            .with_offset(skip)
+            .build()
+            .unwrap();
+            let mut from_arrays = output_writer(nullability, dictionary_bytes);
+            let mut first = skip;
+            for batch in reader {
+                let batch = batch.unwrap();
+                let mask = mask_of(first, batch.num_rows());
+                from_arrays.write(batch.column(0).as_ref(), KeptRows::Masked(&mask)).unwrap();
+                first += batch.num_rows();
+            }
+
+            // Straight from the pages, in the same batches.
+            let file = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+            let metadata = file.metadata();
+            let descriptor = metadata.file_metadata().schema_descr().column(0);
+            let group = metadata.row_group(0);
+            let mut lists =
+                ListPages::open(&path, group, &descriptor, 0, list_nullable, skip).unwrap();
+            let mut from_pages = output_writer(nullability, dictionary_bytes);
+            let mut first = skip;
+            while first < rows.len() {
+                let count = batch_rows.min(rows.len() - first);
+                let mask = mask_of(first, count);
+                let mut pages = FieldPages::Lists(lists);
+                from_pages.write_pages(&mut pages, count, KeptRows::Masked(&mask)).unwrap();
+                let FieldPages::Lists(back) = pages else { unreachable!() };
+                lists = back;
+                first += count;
+            }
+            let kept_any = (skip..rows.len()).any(|row| kept[row % kept.len()]);
+            prop_assume!(kept_any);
+            let (arrays_bytes, _) = from_arrays.close_chunk().unwrap();
+            let (pages_bytes, _) = from_pages.close_chunk().unwrap();
+            prop_assert_eq!(arrays_bytes, pages_bytes);
+        }
     }
 }

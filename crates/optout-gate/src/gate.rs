@@ -23,6 +23,7 @@ use parquet::file::properties::WriterProperties;
 use roaring::RoaringTreemap;
 use serde_json::Value;
 
+use crate::column_chunk::FieldPages;
 use crate::columns::{for_each_id, JurisdictionColumn};
 use crate::consent_filter::{slot_of_text, ConsentFilter, MISSING_JURISDICTION};
 use crate::error::GateError;
@@ -31,7 +32,7 @@ use crate::json_lines::{json_id, json_supported, read_rows, JsonRow};
 use crate::manifest::InputRecord;
 use crate::member_set::MemberSet;
 use crate::outcome::{RowCounts, Verdict};
-use crate::output::{writer_properties, PartWriter, TextColumn, WrittenPart};
+use crate::output::{writer_properties, PagedColumn, PartWriter, WrittenPart};
 use crate::parquet_source::{NeededColumns, ParquetInput};
 
 /// Rows per decoded batch.
@@ -115,20 +116,30 @@ pub struct GatePlan {
     /// Each input's digest for the manifest, as far as it got: started beside the snapshot
     /// build ([`GatePlan::digest_inputs_until`]) and finished by the run's workers.
     input_digests: Vec<Mutex<InputDigest>>,
-    /// Per input, the output fields of free text that can be read straight from its
-    /// pages ([`crate::text_pages`]) when the part's encoder takes them.
-    text_fields: Vec<Vec<TextField>>,
+    /// Per input, the output fields that can be read straight from its pages (free text,
+    /// lists of dictionary strings) when the part's encoder takes them.
+    paged_fields: Vec<Vec<PagedField>>,
 }
 
-/// An output field of free text and where it is in an input.
+/// An output field read straight from an input's pages, and where it is in the input.
 #[derive(Clone, Copy, Debug)]
-struct TextField {
+struct PagedField {
     /// Index in the output schema.
     field: usize,
     /// Top-level column in the input.
     root: usize,
     /// Leaf column in the input.
     leaf: usize,
+    kind: PagedKind,
+}
+
+/// How a [`PagedField`] is read.
+#[derive(Clone, Copy, Debug)]
+enum PagedKind {
+    /// Free text ([`crate::text_pages`]).
+    Text,
+    /// A list of dictionary-encoded strings ([`crate::list_pages`]).
+    Lists { list_nullable: bool },
 }
 
 impl GatePlan {
@@ -196,10 +207,10 @@ impl GatePlan {
         };
         let properties = writer_properties(&request.id_column, &distinct)?;
         let input_digests = files.iter().map(|_| Mutex::default()).collect();
-        let text_fields = parquet
+        let paged_fields = parquet
             .iter()
             .map(|input| match (input, output_format) {
-                (Some(input), FileFormat::Parquet) => text_fields(&request, input),
+                (Some(input), FileFormat::Parquet) => paged_fields(&request, input),
                 _ => Vec::new(),
             })
             .collect();
@@ -212,7 +223,7 @@ impl GatePlan {
             properties,
             rows_total,
             input_digests,
-            text_fields,
+            paged_fields,
         })
     }
 
@@ -465,22 +476,29 @@ impl GatePlan {
     }
 }
 
-/// The requested fields of `input` that are free text its pages can give straight (see
-/// [`ParquetInput::text_leaf`]); never the id or the jurisdiction, which the consent pass
-/// reads from the batch.
-fn text_fields(request: &GateRequest, input: &ParquetInput) -> Vec<TextField> {
+/// The requested fields of `input` its pages can give straight (see
+/// [`ParquetInput::text_leaf`] and [`ParquetInput::list_leaf`]); never the id or the
+/// jurisdiction, which the consent pass reads from the batch.
+fn paged_fields(request: &GateRequest, input: &ParquetInput) -> Vec<PagedField> {
     request
         .fields
         .iter()
         .enumerate()
         .filter(|(_, name)| **name != request.id_column && **name != request.jurisdiction_column)
         .filter_map(|(index, name)| {
-            let (root, leaf) = input.text_leaf(name)?;
+            let (root, leaf, kind) = match input.text_leaf(name) {
+                Some((root, leaf)) => (root, leaf, PagedKind::Text),
+                None => {
+                    let (root, leaf, list_nullable) = input.list_leaf(name)?;
+                    (root, leaf, PagedKind::Lists { list_nullable })
+                }
+            };
             // The output schema is the id, then the fields in order.
-            Some(TextField {
+            Some(PagedField {
                 field: index + 1,
                 root,
                 leaf,
+                kind,
             })
         })
         .collect()
@@ -638,7 +656,7 @@ enum Projected {
     /// Every output field.
     Batch(RecordBatch),
     /// The fields but those read straight from the input's pages, in schema order.
-    WithText(Vec<ArrayRef>),
+    WithPages(Vec<ArrayRef>),
 }
 
 struct WorkerResult {
@@ -739,13 +757,22 @@ impl Worker<'_, '_> {
             )));
         };
         let path = source.file.path.as_path();
-        let mut text = Vec::new();
+        let mut paged = Vec::new();
         let mut read_elsewhere = Vec::new();
-        for field in plan.text_fields.get(input).into_iter().flatten() {
-            if self.part.takes_text(field.field) {
-                text.push(TextColumn {
+        for field in plan.paged_fields.get(input).into_iter().flatten() {
+            if self.part.takes_pages(field.field) {
+                let pages =
+                    match field.kind {
+                        PagedKind::Text => {
+                            FieldPages::Text(source.text_pages(row_group, field.leaf, skip)?)
+                        }
+                        PagedKind::Lists { list_nullable } => FieldPages::Lists(
+                            source.list_pages(row_group, field.leaf, list_nullable, skip)?,
+                        ),
+                    };
+                paged.push(PagedColumn {
                     field: field.field,
-                    pages: source.text_pages(row_group, field.leaf, skip)?,
+                    pages,
                 });
                 read_elsewhere.push(field.root);
             }
@@ -760,20 +787,20 @@ impl Worker<'_, '_> {
                 source.read_error(row_group, skip, rows, &read_elsewhere, error)
             })?;
             let count = batch.num_rows();
-            self.parquet_batch(path, &batch, &mut text, row)?;
+            self.parquet_batch(path, &batch, &mut paged, row)?;
             row += count as u64;
             progress(count as u64);
         }
         Ok(())
     }
 
-    /// Filters and writes one batch; `text` gives the fields the batch lacks (read
+    /// Filters and writes one batch; `paged` gives the fields the batch lacks (read
     /// straight from the input's pages), a row of each for every row of the batch.
     fn parquet_batch(
         &mut self,
         path: &Path,
         batch: &RecordBatch,
-        text: &mut [TextColumn],
+        paged: &mut [PagedColumn],
         first_row: u64,
     ) -> Result<(), GateError> {
         let request = &self.plan.request;
@@ -786,22 +813,22 @@ impl Worker<'_, '_> {
         let mut projected: Vec<ArrayRef> = Vec::with_capacity(request.fields.len() + 1);
         projected.push(Arc::clone(ids));
         for (index, field) in request.fields.iter().enumerate() {
-            if !text.iter().any(|text| text.field == index + 1) {
+            if !paged.iter().any(|paged| paged.field == index + 1) {
                 projected.push(Arc::clone(column(field)?));
             }
         }
-        let projected = match text.is_empty() {
+        let projected = match paged.is_empty() {
             true => Projected::Batch(
                 RecordBatch::try_new(Arc::clone(&self.plan.output_schema), projected).map_err(
                     |error| GateError::schema(path, &request.id_column, error.to_string()),
                 )?,
             ),
-            false => Projected::WithText(projected),
+            false => Projected::WithPages(projected),
         };
         let filter = match self.enforcement {
             Enforcement::PlainCopy => {
                 self.counts.add(Verdict::Keep, batch.num_rows() as u64);
-                return self.write_projected(path, &projected, batch.num_rows(), text, None);
+                return self.write_projected(path, &projected, batch.num_rows(), paged, None);
             }
             Enforcement::Consent(filter) => *filter,
         };
@@ -879,7 +906,7 @@ impl Worker<'_, '_> {
             self.counts
                 .add(verdict, counts.get(verdict as usize).copied().unwrap_or(0));
         }
-        self.write_projected(path, &projected, batch.num_rows(), text, Some(&keep))
+        self.write_projected(path, &projected, batch.num_rows(), paged, Some(&keep))
     }
 
     /// Writes the rows of a batch `keep` keeps (all when `None`). An error in reading the
@@ -889,17 +916,17 @@ impl Worker<'_, '_> {
         path: &Path,
         projected: &Projected,
         rows: usize,
-        text: &mut [TextColumn],
+        paged: &mut [PagedColumn],
         keep: Option<&BooleanBuffer>,
     ) -> Result<(), GateError> {
         let written = match projected {
             Projected::Batch(batch) => self.part.write_kept(batch, keep),
-            Projected::WithText(columns) => {
-                self.part.write_kept_with_text(columns, rows, text, keep)
+            Projected::WithPages(columns) => {
+                self.part.write_kept_with_pages(columns, rows, paged, keep)
             }
         };
         written.map_err(
-            |error| match text.iter().find_map(|text| text.pages.failure()) {
+            |error| match paged.iter().find_map(|paged| paged.pages.failure()) {
                 Some(problem) => GateError::corrupt_parquet(path, problem),
                 None => error,
             },

@@ -21,6 +21,7 @@ pub mod error;
 pub mod gate;
 pub mod input;
 pub mod json_lines;
+mod list_pages;
 pub mod manifest;
 pub mod member_set;
 pub mod outcome;

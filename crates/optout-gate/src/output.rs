@@ -33,13 +33,13 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use serde_json::Value;
 
+use crate::column_chunk::FieldPages;
 use crate::column_chunk::{ColumnChunkEncoder, KeptRows};
 use crate::delta_length_string_writer::DeltaLengthStringWriter;
 use crate::dictionary_list_writer::DictionaryListWriter;
 use crate::error::GateError;
 use crate::input::{FileFormat, HashingWriter};
 use crate::part_file::PartFile;
-use crate::text_pages::TextPages;
 
 pub const ZSTD_LEVEL: i32 = 3;
 /// Values bytes per page of the columns written without a dictionary: twice parquet-rs's
@@ -50,11 +50,11 @@ const DISTINCT_PAGE_BYTES: usize = 2 << 20;
 /// Rows per output row group; bounds what a writer buffers (compressed) in memory.
 pub const OUTPUT_ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// An output field whose strings come straight from the input's pages.
-pub(crate) struct TextColumn {
+/// An output field whose values come straight from the input's pages.
+pub(crate) struct PagedColumn {
     /// The field's index in the part's schema.
     pub field: usize,
-    pub pages: TextPages,
+    pub pages: FieldPages,
 }
 
 /// A finished output part.
@@ -130,33 +130,33 @@ impl ParquetPart {
         })
     }
 
-    /// Appends the `kept` rows of the `rows` rows of `columns` and `text` that `keep`
-    /// keeps (all when `None`; as long as the rows, which [`PartWriter::write_kept_with_text`]
-    /// checks, as it counts `kept`). `text` fills the fields it names, in schema order;
+    /// Appends the `kept` rows of the `rows` rows of `columns` and `paged` that `keep`
+    /// keeps (all when `None`; as long as the rows, which [`PartWriter::write_kept_with_pages`]
+    /// checks, as it counts `kept`). `paged` fills the fields it names, in schema order;
     /// `columns` the others. Row groups are cut by rows kept; no chunk is ever empty.
     fn write(
         &mut self,
         columns: &[ArrayRef],
         rows: usize,
-        text: &mut [TextColumn],
+        paged: &mut [PagedColumn],
         keep: Option<&BooleanBuffer>,
         kept: usize,
     ) -> Result<(), ParquetError> {
         let fields = self.schema.fields();
-        if columns.len() + text.len() != fields.len() {
+        if columns.len() + paged.len() != fields.len() {
             return Err(ParquetError::General(format!(
                 "a batch has {} columns, the part {}",
-                columns.len() + text.len(),
+                columns.len() + paged.len(),
                 fields.len()
             )));
         }
         let mut arrays = columns.iter();
         for (index, field) in fields.iter().enumerate() {
-            if text.iter().any(|text| text.field == index) {
-                let takes = matches!(self.encoders.get(index), Some(FieldEncoder::Own(encoder)) if encoder.takes_text());
+            if paged.iter().any(|paged| paged.field == index) {
+                let takes = matches!(self.encoders.get(index), Some(FieldEncoder::Own(encoder)) if encoder.takes_pages());
                 if !takes {
                     return Err(ParquetError::General(format!(
-                        "column {}: takes no strings read from pages",
+                        "column {}: takes no values read from pages",
                         field.name()
                     )));
                 }
@@ -199,7 +199,7 @@ impl ParquetPart {
                 .iter()
                 .map(|column| column.slice(offset, length))
                 .collect();
-            self.write_to_row_group(&sliced, length, text, mask.as_ref(), kept_here)?;
+            self.write_to_row_group(&sliced, length, paged, mask.as_ref(), kept_here)?;
             if self.row_group_rows >= self.row_group_rows_max {
                 self.flush_row_group()?;
             }
@@ -208,20 +208,20 @@ impl ParquetPart {
         }
         if offset < rows {
             // No row kept after `offset`: the pages' rows are passed over all the same.
-            for text in text.iter_mut() {
-                text.pages.skip(rows - offset)?;
+            for paged in paged.iter_mut() {
+                paged.pages.skip(rows - offset)?;
             }
         }
         Ok(())
     }
 
-    /// Appends the `kept` rows of the `rows` rows of `columns` and `text` that `mask`
+    /// Appends the `kept` rows of the `rows` rows of `columns` and `paged` that `mask`
     /// keeps (all when `None`) to the row group being built.
     fn write_to_row_group(
         &mut self,
         columns: &[ArrayRef],
         rows: usize,
-        text: &mut [TextColumn],
+        paged: &mut [PagedColumn],
         mask: Option<&BooleanBuffer>,
         kept: usize,
     ) -> Result<(), ParquetError> {
@@ -242,11 +242,11 @@ impl ParquetPart {
             .zip(self.encoders.iter_mut())
             .enumerate()
         {
-            if let Some(text) = text.iter_mut().find(|text| text.field == index) {
+            if let Some(paged) = paged.iter_mut().find(|paged| paged.field == index) {
                 writers.next().ok_or_else(missing_writer)?;
                 match encoder {
                     FieldEncoder::Own(encoder) => {
-                        encoder.write_text(&mut text.pages, rows, kept_rows)?
+                        encoder.write_pages(&mut paged.pages, rows, kept_rows)?
                     }
                     FieldEncoder::Arrow { .. } => return Err(missing_writer()),
                 }
@@ -507,7 +507,7 @@ impl PartWriter {
         keep: Option<&BooleanBuffer>,
     ) -> Result<(), GateError> {
         if let Sink::Parquet(_) = &self.sink {
-            return self.write_kept_with_text(batch.columns(), batch.num_rows(), &mut [], keep);
+            return self.write_kept_with_pages(batch.columns(), batch.num_rows(), &mut [], keep);
         }
         let kept = kept_count(batch.num_rows(), keep)?;
         if kept == 0 {
@@ -535,35 +535,35 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Whether output field `field` can be filled from strings read straight from the
-    /// input's pages ([`PartWriter::write_kept_with_text`]).
-    pub(crate) fn takes_text(&self, field: usize) -> bool {
+    /// Whether output field `field` can be filled from values read straight from the
+    /// input's pages ([`PartWriter::write_kept_with_pages`]).
+    pub(crate) fn takes_pages(&self, field: usize) -> bool {
         match &self.sink {
             Sink::Parquet(part) => {
-                matches!(part.encoders.get(field), Some(FieldEncoder::Own(encoder)) if encoder.takes_text())
+                matches!(part.encoders.get(field), Some(FieldEncoder::Own(encoder)) if encoder.takes_pages())
             }
             Sink::JsonLines { .. } => false,
         }
     }
 
-    /// As [`PartWriter::write_kept`], for `rows` rows whose fields named in `text` come
-    /// straight from the input's pages (see [`PartWriter::takes_text`]) and the others,
-    /// in schema order, from `columns`. Every row of `text` is read, kept or not.
-    pub(crate) fn write_kept_with_text(
+    /// As [`PartWriter::write_kept`], for `rows` rows whose fields named in `paged` come
+    /// straight from the input's pages (see [`PartWriter::takes_pages`]) and the others,
+    /// in schema order, from `columns`. Every row of `paged` is read, kept or not.
+    pub(crate) fn write_kept_with_pages(
         &mut self,
         columns: &[ArrayRef],
         rows: usize,
-        text: &mut [TextColumn],
+        paged: &mut [PagedColumn],
         keep: Option<&BooleanBuffer>,
     ) -> Result<(), GateError> {
         let kept = kept_count(rows, keep)?;
         let Sink::Parquet(writer) = &mut self.sink else {
             return Err(GateError::Internal(
-                "strings from pages for a JSON Lines part".into(),
+                "values from pages for a JSON Lines part".into(),
             ));
         };
-        // With no row kept, this passes over the rows of `text` and writes nothing.
-        let written = writer.write(columns, rows, text, keep, kept);
+        // With no row kept, this passes over the rows of `paged` and writes nothing.
+        let written = writer.write(columns, rows, paged, keep, kept);
         written.map_err(|error| self.write_error(error))?;
         self.rows += kept as u64;
         Ok(())

@@ -23,6 +23,7 @@ use parquet::basic::{Encoding, Type as PhysicalType};
 use crate::columns::{is_id_type, is_text_type, ID_TYPES, JURISDICTION_TYPES};
 use crate::error::GateError;
 use crate::input::InputFile;
+use crate::list_pages::{self, ListPages};
 use crate::output::DistinctColumn;
 use crate::text_pages::{self, TextPages};
 
@@ -326,6 +327,60 @@ impl ParquetInput {
         })?;
         let descriptor = metadata.file_metadata().schema_descr().column(leaf);
         TextPages::open(path, group, &descriptor, leaf, skip)
+            .map_err(|problem| GateError::corrupt_parquet(path, problem))
+    }
+
+    /// The top-level column `name`, its one leaf and whether the list itself may be null,
+    /// when it is a list of dictionary-encoded strings that can be read straight from its
+    /// pages ([`crate::list_pages`]): a column read as `List<Dictionary<Int32, Utf8>>`
+    /// (see [`ParquetInput::read_as_dictionary_lists`]) every chunk of which is laid out
+    /// as that module reads.
+    pub(crate) fn list_leaf(&self, name: &str) -> Option<(usize, usize, bool)> {
+        let (root, field) = self
+            .metadata
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .find(|(_, field)| field.name() == name)?;
+        let DataType::List(item) = field.data_type() else {
+            return None;
+        };
+        if !matches!(item.data_type(), DataType::Dictionary(key, value)
+            if **key == DataType::Int32 && **value == DataType::Utf8)
+        {
+            return None;
+        }
+        let metadata = self.metadata.metadata();
+        let schema = metadata.file_metadata().schema_descr();
+        let mut leaves =
+            (0..schema.num_columns()).filter(|&leaf| schema.get_column_root_idx(leaf) == root);
+        let (Some(leaf), None) = (leaves.next(), leaves.next()) else {
+            return None;
+        };
+        let descriptor = schema.column(leaf);
+        let list_nullable = field.is_nullable();
+        let levels = list_pages::ListLevels::of(&descriptor, list_nullable)?;
+        (levels.item_nullable == item.is_nullable()
+            && list_pages::readable(&descriptor, metadata.row_groups(), leaf))
+        .then_some((root, leaf, list_nullable))
+    }
+
+    /// The lists of leaf `leaf` of row group `row_group` from row `skip` on.
+    pub(crate) fn list_pages(
+        &self,
+        row_group: usize,
+        leaf: usize,
+        list_nullable: bool,
+        skip: usize,
+    ) -> Result<ListPages, GateError> {
+        let path = self.file.path.as_path();
+        let metadata = self.metadata.metadata();
+        let group = metadata.row_groups().get(row_group).ok_or_else(|| {
+            GateError::Internal(format!("no row group {row_group} in {}", path.display()))
+        })?;
+        let descriptor = metadata.file_metadata().schema_descr().column(leaf);
+        ListPages::open(path, group, &descriptor, leaf, list_nullable, skip)
             .map_err(|problem| GateError::corrupt_parquet(path, problem))
     }
 

@@ -214,6 +214,31 @@ pub fn put_uleb128(mut value: u64, out: &mut Vec<u8>) {
     out.push(value as u8);
 }
 
+/// What [`Decoder::read_into`] appends: bytes (levels, at most 8 bits) or words.
+pub trait Unpacked: Copy {
+    /// The widest value it holds.
+    const BITS: u8;
+    /// `value`, known to fit the decoder's bit width.
+    fn from_bits(value: u32) -> Self;
+}
+
+impl Unpacked for u8 {
+    const BITS: u8 = 8;
+    #[inline(always)]
+    fn from_bits(value: u32) -> u8 {
+        // Levels are decoded as bytes only at bit widths up to 8.
+        value as u8
+    }
+}
+
+impl Unpacked for u32 {
+    const BITS: u8 = 32;
+    #[inline(always)]
+    fn from_bits(value: u32) -> u32 {
+        value
+    }
+}
+
 /// Reads values back, one at a time, from one stream of runs (a page's levels or
 /// dictionary indices). Bit-packed values are unpacked a group of eight at a time.
 pub struct Decoder {
@@ -279,6 +304,135 @@ impl Decoder {
             }
             self.next_run()?;
         }
+    }
+
+    /// Appends the next `count` values to `out`; an error when the runs end first (with
+    /// the values read until then appended). Repeated runs are appended whole and
+    /// bit-packed groups unpacked straight into `out`, so a page's levels or indices
+    /// cost a few instructions each rather than a call each. `T` must hold `bit_width`
+    /// bits (levels read as bytes have at most 8).
+    pub fn read_into<T: Unpacked>(
+        &mut self,
+        mut count: usize,
+        out: &mut Vec<T>,
+    ) -> Result<(), String> {
+        if self.bit_width > T::BITS {
+            return Err(format!(
+                "{}-bit values read into {}-bit slots",
+                self.bit_width,
+                T::BITS
+            ));
+        }
+        out.reserve(count);
+        while count > 0 {
+            if self.group_read < self.group_len {
+                let take = (self.group_len - self.group_read).min(count);
+                let group = self.group.get(self.group_read..self.group_read + take);
+                out.extend(
+                    group
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&value| T::from_bits(value)),
+                );
+                self.group_read += take;
+                count -= take;
+                continue;
+            }
+            if self.repeated_left > 0 {
+                let take = self.repeated_left.min(count);
+                out.extend(std::iter::repeat_n(T::from_bits(self.repeated_value), take));
+                self.repeated_left -= take;
+                count -= take;
+                continue;
+            }
+            if self.packed_left > 0 {
+                let width = usize::from(self.bit_width);
+                // Whole groups start on a byte: eight values of up to 8 bits are one load.
+                while count >= GROUP_VALUES && self.packed_left >= GROUP_VALUES && width <= 8 {
+                    let start = self.packed_bit / 8;
+                    let Some(bytes) = self.data.get(start..start + 8) else {
+                        break;
+                    };
+                    let word = u64::from_le_bytes(<[u8; 8]>::try_from(bytes).unwrap_or_default());
+                    let mask = (1u64 << width) - 1;
+                    out.extend((0..GROUP_VALUES).map(|index| {
+                        // Below 2^8, so the cast keeps the value.
+                        T::from_bits(((word >> (index * width)) & mask) as u32)
+                    }));
+                    self.packed_left -= GROUP_VALUES;
+                    self.packed_bit += GROUP_VALUES * width;
+                    count -= GROUP_VALUES;
+                }
+                if count > 0 && self.packed_left > 0 {
+                    self.unpack_group();
+                    self.group_read = 0;
+                }
+                continue;
+            }
+            self.next_run()?;
+        }
+        Ok(())
+    }
+
+    /// How many of the next `count` values are 0, for a decoder of one-bit values (a
+    /// list's repetition levels, where each 0 starts a row); the values are passed over.
+    /// Bit-packed bytes are counted whole, by their bits set.
+    pub fn count_zeros(&mut self, mut count: usize) -> Result<usize, String> {
+        if self.bit_width != 1 {
+            return Err(format!(
+                "zeros counted at a bit width of {}",
+                self.bit_width
+            ));
+        }
+        let mut zeros = 0;
+        while count > 0 {
+            if self.group_read < self.group_len {
+                let take = (self.group_len - self.group_read).min(count);
+                let group = self.group.get(self.group_read..self.group_read + take);
+                zeros += group
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|&&value| value == 0)
+                    .count();
+                self.group_read += take;
+                count -= take;
+                continue;
+            }
+            if self.repeated_left > 0 {
+                let take = self.repeated_left.min(count);
+                if self.repeated_value == 0 {
+                    zeros += take;
+                }
+                self.repeated_left -= take;
+                count -= take;
+                continue;
+            }
+            if self.packed_left > 0 {
+                // Whole bytes of eight values; a group is one byte at this width.
+                let bytes = (self.packed_left.min(count) / GROUP_VALUES)
+                    .min(self.data.len().saturating_sub(self.packed_bit / 8));
+                let start = self.packed_bit / 8;
+                let ones: u32 = self
+                    .data
+                    .get(start..start + bytes)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|byte| byte.count_ones())
+                    .sum();
+                let values = bytes * GROUP_VALUES;
+                zeros += values - ones as usize;
+                self.packed_left -= values;
+                self.packed_bit += values;
+                count -= values;
+                if count > 0 && self.packed_left > 0 && values == 0 {
+                    self.unpack_group();
+                    self.group_read = 0;
+                }
+                continue;
+            }
+            self.next_run()?;
+        }
+        Ok(zeros)
     }
 
     /// Unpacks the next group (up to eight values) of the current bit-packed run.
@@ -579,6 +733,110 @@ mod tests {
                             Err(_) => break,
                         }
                     }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        // Whatever the bytes, reading in bulk, in steps of any size, gives the values
+        // one-at-a-time reading gives, and fails where it fails.
+        #[test]
+        fn bulk_reads_give_the_values_single_reads_give(
+            bit_width in 0u8..=32,
+            runs in proptest::collection::vec((any::<u32>(), 1usize..40), 0..30),
+            noise in proptest::collection::vec(any::<u8>(), 0..48),
+            steps in proptest::collection::vec(1usize..30, 1..40),
+        ) {
+            let mask = if bit_width == 32 { u32::MAX } else { (1u32 << bit_width) - 1 };
+            let values: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
+                .collect();
+            let mut encoded = Vec::new();
+            encode(&values, bit_width, &mut encoded);
+            // Arbitrary bytes can hold runs of 2^60 values: both readers stop at LIMIT.
+            const LIMIT: usize = 1000;
+            for data in [encoded, noise.clone()] {
+                let data = bytes::Bytes::from(data);
+                let mut single = Decoder::new(data.clone(), bit_width).unwrap();
+                let mut expected = Vec::new();
+                let mut single_failed = false;
+                while expected.len() < LIMIT {
+                    match single.next_value() {
+                        Ok(value) => expected.push(value),
+                        Err(_) => {
+                            single_failed = true;
+                            break;
+                        }
+                    }
+                }
+                let mut bulk = Decoder::new(data.clone(), bit_width).unwrap();
+                let mut words: Vec<u32> = Vec::new();
+                let mut bulk_failed = false;
+                for &step in steps.iter().cycle() {
+                    if words.len() >= LIMIT {
+                        break;
+                    }
+                    if bulk.read_into(step, &mut words).is_err() {
+                        bulk_failed = true;
+                        break;
+                    }
+                }
+                if single_failed {
+                    prop_assert!(bulk_failed);
+                    prop_assert_eq!(&words, &expected);
+                } else {
+                    prop_assert!(words.len() >= LIMIT);
+                    prop_assert_eq!(&words[..LIMIT], &expected[..]);
+                }
+                let mut bytes_out: Vec<u8> = Vec::new();
+                let mut narrow = Decoder::new(data, bit_width).unwrap();
+                let read = narrow.read_into(expected.len(), &mut bytes_out);
+                if bit_width <= 8 {
+                    prop_assert!(read.is_ok());
+                    let widened: Vec<u32> = bytes_out.iter().map(|&value| u32::from(value)).collect();
+                    prop_assert_eq!(widened, expected);
+                } else {
+                    prop_assert!(read.is_err());
+                }
+            }
+        }
+    }
+
+    proptest! {
+        // Proves counting zeros gives what reading the values and counting gives, from
+        // any point of the stream on, also on arbitrary bytes (where both fail alike).
+        #[test]
+        fn zeros_counted_are_the_zeros_read(
+            runs in proptest::collection::vec((0u32..2, 1usize..40), 0..30),
+            noise in proptest::collection::vec(any::<u8>(), 0..48),
+            first in 0usize..50,
+            count in 0usize..400,
+        ) {
+            let values: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(value, count)| std::iter::repeat_n(value, count))
+                .collect();
+            let mut encoded = Vec::new();
+            encode(&values, 1, &mut encoded);
+            for data in [encoded, noise.clone()] {
+                let data = bytes::Bytes::from(data);
+                let mut reading = Decoder::new(data.clone(), 1).unwrap();
+                let mut counting = Decoder::new(data, 1).unwrap();
+                let mut read: Vec<u8> = Vec::new();
+                let started = reading.read_into(first, &mut read).is_ok();
+                prop_assert_eq!(counting.read_into(first, &mut Vec::<u8>::new()).is_ok(), started);
+                if !started {
+                    continue;
+                }
+                read.clear();
+                match reading.read_into(count, &mut read) {
+                    Ok(()) => prop_assert_eq!(
+                        counting.count_zeros(count).unwrap(),
+                        read.iter().filter(|&&value| value == 0).count()
+                    ),
+                    Err(_) => prop_assert!(counting.count_zeros(count).is_err()),
                 }
             }
         }
