@@ -29,7 +29,7 @@ use crate::text_pages::TextPages;
 /// A column read straight from the input's pages, by the kind of its values.
 pub(crate) enum FieldPages {
     /// Free text ([`crate::text_pages`]).
-    Text(TextPages),
+    Text(Box<TextPages>),
     /// Lists of dictionary-encoded strings ([`crate::list_pages`]).
     Lists(ListPages),
 }

@@ -763,9 +763,9 @@ impl Worker<'_, '_> {
             if self.part.takes_pages(field.field) {
                 let pages =
                     match field.kind {
-                        PagedKind::Text => {
-                            FieldPages::Text(source.text_pages(row_group, field.leaf, skip)?)
-                        }
+                        PagedKind::Text => FieldPages::Text(Box::new(
+                            source.text_pages(row_group, field.leaf, skip)?,
+                        )),
                         PagedKind::Lists { list_nullable } => FieldPages::Lists(
                             source.list_pages(row_group, field.leaf, list_nullable, skip)?,
                         ),
