@@ -31,7 +31,7 @@ pub(crate) enum FieldPages {
     /// Free text ([`crate::text_pages`]).
     Text(Box<TextPages>),
     /// Lists of dictionary-encoded strings ([`crate::list_pages`]).
-    Lists(ListPages),
+    Lists(Box<ListPages>),
 }
 
 impl FieldPages {

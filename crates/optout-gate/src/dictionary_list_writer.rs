@@ -943,10 +943,10 @@ mod tests {
             while first < rows.len() {
                 let count = batch_rows.min(rows.len() - first);
                 let mask = mask_of(first, count);
-                let mut pages = FieldPages::Lists(lists);
+                let mut pages = FieldPages::Lists(Box::new(lists));
                 from_pages.write_pages(&mut pages, count, KeptRows::Masked(&mask)).unwrap();
                 let FieldPages::Lists(back) = pages else { unreachable!() };
-                lists = back;
+                lists = *back;
                 first += count;
             }
             let kept_any = (skip..rows.len()).any(|row| kept[row % kept.len()]);

@@ -761,15 +761,14 @@ impl Worker<'_, '_> {
         let mut read_elsewhere = Vec::new();
         for field in plan.paged_fields.get(input).into_iter().flatten() {
             if self.part.takes_pages(field.field) {
-                let pages =
-                    match field.kind {
-                        PagedKind::Text => FieldPages::Text(Box::new(
-                            source.text_pages(row_group, field.leaf, skip)?,
-                        )),
-                        PagedKind::Lists { list_nullable } => FieldPages::Lists(
-                            source.list_pages(row_group, field.leaf, list_nullable, skip)?,
-                        ),
-                    };
+                let pages = match field.kind {
+                    PagedKind::Text => {
+                        FieldPages::Text(Box::new(source.text_pages(row_group, field.leaf, skip)?))
+                    }
+                    PagedKind::Lists { list_nullable } => FieldPages::Lists(Box::new(
+                        source.list_pages(row_group, field.leaf, list_nullable, skip)?,
+                    )),
+                };
                 paged.push(PagedColumn {
                     field: field.field,
                     pages,
