@@ -702,7 +702,7 @@ fn prefixed(buf: &Bytes, position: usize) -> Result<(&[u8], usize), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use arrow_array::builder::{ListBuilder, StringBuilder};
@@ -717,7 +717,21 @@ mod tests {
     use proptest::prelude::*;
 
     /// A row: `None` is a null list.
-    type Row = Option<Vec<Option<String>>>;
+    pub(crate) type Row = Option<Vec<Option<String>>>;
+
+    /// Rows of null and empty lists and lists of up to `items_max - 1` items, some null,
+    /// the others among `distinct` strings `s0`, `s1`, ...
+    pub(crate) fn list_row(distinct: u32, items_max: usize) -> impl Strategy<Value = Row> {
+        let item = prop_oneof![
+            1 => Just(None),
+            6 => (0..distinct).prop_map(|index| Some(format!("s{index}"))),
+        ];
+        prop_oneof![
+            1 => Just(None),
+            1 => Just(Some(Vec::new())),
+            8 => proptest::collection::vec(item, 1..items_max).prop_map(Some),
+        ]
+    }
 
     /// How a test file is written.
     #[derive(Clone, Debug)]
@@ -862,18 +876,6 @@ mod tests {
             .collect()
     }
 
-    fn row() -> impl Strategy<Value = Row> {
-        let item = prop_oneof![
-            1 => Just(None),
-            6 => (0u32..12).prop_map(|index| Some(format!("skill {index} é"))),
-        ];
-        prop_oneof![
-            1 => Just(None),
-            1 => Just(Some(Vec::new())),
-            8 => proptest::collection::vec(item, 1..9).prop_map(Some),
-        ]
-    }
-
     fn layout() -> impl Strategy<Value = Layout> {
         (
             any::<bool>(),
@@ -904,7 +906,7 @@ mod tests {
         // every nullability, many pages, slices that start inside a page.
         #[test]
         fn pages_read_as_the_arrow_reader_reads(
-            rows in proptest::collection::vec(row(), 1..300),
+            rows in proptest::collection::vec(list_row(12, 9), 1..300),
             layout in layout(),
             skip in 0usize..80,
             step in 1usize..50,
@@ -1038,15 +1040,6 @@ mod tests {
         pages
     }
 
-    fn spanning_row() -> impl Strategy<Value = Row> {
-        let item = prop_oneof![1 => Just(None), 6 => (0u32..10).prop_map(|index| Some(format!("s{index}")))];
-        prop_oneof![
-            1 => Just(None),
-            1 => Just(Some(Vec::new())),
-            8 => proptest::collection::vec(item, 1..12).prop_map(Some),
-        ]
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -1055,7 +1048,7 @@ mod tests {
         // out exactly at the last row.
         #[test]
         fn rows_spanning_pages_are_read_whole(
-            rows in proptest::collection::vec(spanning_row(), 1..60),
+            rows in proptest::collection::vec(list_row(10, 12), 1..60),
             cuts in proptest::collection::vec(any::<usize>(), 0..30),
             skip in 0usize..70,
             step in 1usize..20,

@@ -6,7 +6,10 @@
 //! the file holds dictionary encoded come back as lists of dictionary keys (the gate asks
 //! for that, see [`ParquetInput::read_as_dictionary_lists`]), and a row group that is larger
 //! than its share of the work is split into row ranges: pages of flat columns before the
-//! range are skipped without being decompressed.
+//! range are skipped without being decompressed. Free text and lists of dictionary
+//! strings laid out as [`crate::text_pages`] and [`crate::list_pages`] read are read
+//! there instead, straight from their pages ([`ParquetInput::text_leaf`],
+//! [`ParquetInput::list_leaf`]).
 
 use std::fs::File;
 use std::path::Path;
@@ -19,6 +22,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::basic::{Encoding, Type as PhysicalType};
+use parquet::file::metadata::RowGroupMetaData;
+use parquet::schema::types::ColumnDescPtr;
 
 use crate::columns::{is_id_type, is_text_type, ID_TYPES, JURISDICTION_TYPES};
 use crate::error::GateError;
@@ -320,12 +325,8 @@ impl ParquetInput {
         leaf: usize,
         skip: usize,
     ) -> Result<TextPages, GateError> {
+        let (group, descriptor) = self.chunk(row_group, leaf)?;
         let path = self.file.path.as_path();
-        let metadata = self.metadata.metadata();
-        let group = metadata.row_groups().get(row_group).ok_or_else(|| {
-            GateError::Internal(format!("no row group {row_group} in {}", path.display()))
-        })?;
-        let descriptor = metadata.file_metadata().schema_descr().column(leaf);
         TextPages::open(path, group, &descriptor, leaf, skip)
             .map_err(|problem| GateError::corrupt_parquet(path, problem))
     }
@@ -374,14 +375,24 @@ impl ParquetInput {
         list_nullable: bool,
         skip: usize,
     ) -> Result<ListPages, GateError> {
+        let (group, descriptor) = self.chunk(row_group, leaf)?;
         let path = self.file.path.as_path();
-        let metadata = self.metadata.metadata();
-        let group = metadata.row_groups().get(row_group).ok_or_else(|| {
-            GateError::Internal(format!("no row group {row_group} in {}", path.display()))
-        })?;
-        let descriptor = metadata.file_metadata().schema_descr().column(leaf);
         ListPages::open(path, group, &descriptor, leaf, list_nullable, skip)
             .map_err(|problem| GateError::corrupt_parquet(path, problem))
+    }
+
+    /// Row group `row_group`'s metadata and the descriptor of its leaf column `leaf`.
+    fn chunk(
+        &self,
+        row_group: usize,
+        leaf: usize,
+    ) -> Result<(&RowGroupMetaData, ColumnDescPtr), GateError> {
+        let metadata = self.metadata.metadata();
+        let group = metadata.row_groups().get(row_group).ok_or_else(|| {
+            let path = self.file.path.display();
+            GateError::Internal(format!("no row group {row_group} in {path}"))
+        })?;
+        Ok((group, metadata.file_metadata().schema_descr().column(leaf)))
     }
 
     /// A reader of `rows` rows from row `skip` of row group `row_group`, of the needed
