@@ -469,24 +469,15 @@ impl ListPages {
         let mut spans = Vec::with_capacity(count.min(buf.len() / 4));
         let mut position = 0;
         for _ in 0..count {
-            let start = position + 4;
-            let length = buf
-                .get(position..start)
-                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-                .map(|bytes| u32::from_le_bytes(bytes) as usize)
-                .ok_or("a dictionary page cut short")?;
-            let end = start
-                .checked_add(length)
-                .filter(|&end| end <= buf.len())
-                .ok_or("a dictionary string past the end of its page")?;
-            let bytes = buf.get(start..end).unwrap_or_default();
+            let (bytes, end) = prefixed(&buf, position)
+                .map_err(|_| "a dictionary page cut short, or a string past its end")?;
             if let Err(error) = std::str::from_utf8(bytes) {
                 return Err(format!(
                     "dictionary string {} is not valid UTF-8 ({error})",
                     spans.len()
                 ));
             }
-            spans.push((start, end));
+            spans.push((end - bytes.len(), end));
             position = end;
         }
         self.dictionary = Some(PageDictionary {
@@ -685,19 +676,19 @@ fn page_levels(page: &Page) -> Result<(Bytes, Bytes, Bytes, usize), String> {
     }
 }
 
-/// The bytes after the length (u32 little endian) at `position` of `buf`, and where
-/// they end.
-fn prefixed(buf: &Bytes, position: usize) -> Result<(&[u8], usize), String> {
+/// The bytes after the length (u32 little endian) at `position` of `buf` (a version 1
+/// page's levels, a `PLAIN` string), and where they end.
+fn prefixed(buf: &[u8], position: usize) -> Result<(&[u8], usize), String> {
     let start = position + 4;
     let length = buf
         .get(position..start)
         .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
         .map(|bytes| u32::from_le_bytes(bytes) as usize)
-        .ok_or("a data page cut short")?;
+        .ok_or("a page cut short")?;
     let end = start
         .checked_add(length)
         .filter(|&end| end <= buf.len())
-        .ok_or("levels past the end of their page")?;
+        .ok_or("a length past the end of its page")?;
     Ok((buf.get(start..end).unwrap_or_default(), end))
 }
 
