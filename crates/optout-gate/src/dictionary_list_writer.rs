@@ -897,8 +897,13 @@ mod tests {
             let path = directory.path().join("tags.parquet");
             write_input(&path, &rows, nullability, page_rows);
             let skip = skip.min(rows.len() - 1);
+            // Masks cut out of a longer one, as the part writer cuts them at row groups.
             let mask_of = |first: usize, count: usize| {
-                BooleanBuffer::collect_bool(count, |row| kept[(first + row) % kept.len()])
+                let offset = first % 5;
+                BooleanBuffer::collect_bool(offset + count, |bit| {
+                    bit >= offset && kept[(first + bit - offset) % kept.len()]
+                })
+                .slice(offset, count)
             };
 
             // Through the Arrow reader, as lists of dictionary keys.

@@ -306,6 +306,25 @@ impl Decoder {
         }
     }
 
+    /// When the next values come from a repeated run, takes up to `max` of them: their
+    /// value and how many were taken. `None` when the next value is bit-packed (read it
+    /// with [`Decoder::next_value`]); an error when the runs end.
+    #[inline]
+    pub fn next_repeated(&mut self, max: usize) -> Result<Option<(u32, usize)>, String> {
+        if self.group_read < self.group_len || self.packed_left > 0 {
+            return Ok(None);
+        }
+        if self.repeated_left == 0 {
+            self.next_run()?;
+            if self.repeated_left == 0 {
+                return Ok(None);
+            }
+        }
+        let take = self.repeated_left.min(max);
+        self.repeated_left -= take;
+        Ok(Some((self.repeated_value, take)))
+    }
+
     /// Appends the next `count` values to `out`; an error when the runs end first (with
     /// the values read until then appended). Repeated runs are appended whole and
     /// bit-packed groups unpacked straight into `out`, so a page's levels or indices
@@ -839,6 +858,39 @@ mod tests {
                     Err(_) => prop_assert!(counting.count_zeros(count).is_err()),
                 }
             }
+        }
+    }
+
+    proptest! {
+        // Proves values taken a repeated run at a time where there is one, and one by one
+        // elsewhere, are the values one-at-a-time reading gives, in the same order.
+        #[test]
+        fn runs_taken_whole_give_the_values_single_reads_give(
+            bit_width in 1u8..=8,
+            runs in proptest::collection::vec((any::<u32>(), 1usize..40), 0..30),
+            steps in proptest::collection::vec(1usize..30, 1..20),
+        ) {
+            let mask = (1u32 << bit_width) - 1;
+            let values: Vec<u32> = runs
+                .iter()
+                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
+                .collect();
+            let mut encoded = Vec::new();
+            encode(&values, bit_width, &mut encoded);
+            let mut decoder = Decoder::new(bytes::Bytes::from(encoded), bit_width).unwrap();
+            let mut read = Vec::new();
+            let mut steps = steps.iter().cycle();
+            while read.len() < values.len() {
+                let step = (*steps.next().unwrap()).min(values.len() - read.len());
+                match decoder.next_repeated(step).unwrap() {
+                    Some((value, count)) => {
+                        prop_assert!(count >= 1 && count <= step);
+                        read.extend(std::iter::repeat_n(value, count));
+                    }
+                    None => read.push(decoder.next_value().unwrap()),
+                }
+            }
+            prop_assert_eq!(read, values);
         }
     }
 

@@ -219,7 +219,10 @@ impl TextPages {
         Ok(())
     }
 
-    /// The next `rows` rows, all in the current data page, in one loop.
+    /// The next `rows` rows, all in the current data page. Rows whose definition levels
+    /// form a repeated run (all present, or all null: nearly every row of a column
+    /// without nulls) go in one loop, without a look at their levels each; the others a
+    /// row at a time.
     #[inline]
     fn read_segment<F>(
         &mut self,
@@ -234,23 +237,41 @@ impl TextPages {
             return Err(Stop::Pages("no data page".into()));
         };
         page.rows_left -= rows;
-        let mut definition = page.definition.as_mut();
-        let mut present = || is_present(&mut definition);
         let dictionary = self.dictionary.as_ref();
-        for row in 0..rows {
-            let keep = kept(row);
-            if !present()? {
-                if keep {
-                    visit(None).map_err(Stop::Visit)?;
-                }
-                continue;
-            }
-            let value = match &mut page.values {
-                Values::Plain { page, position } => plain_value(page, position)?,
-                Values::Dictionary(indices) => dictionary_value(dictionary, indices)?,
+        let mut row = 0;
+        while row < rows {
+            let Some(levels) = page.definition.as_mut() else {
+                return present_rows(&mut page.values, dictionary, row..rows, &kept, visit);
             };
-            if keep {
-                visit(Some(value)).map_err(Stop::Visit)?;
+            match levels.next_repeated(rows - row).map_err(Stop::Pages)? {
+                Some((1, run)) => {
+                    present_rows(&mut page.values, dictionary, row..row + run, &kept, visit)?;
+                    row += run;
+                }
+                Some((0, run)) => {
+                    for row in row..row + run {
+                        if kept(row) {
+                            visit(None).map_err(Stop::Visit)?;
+                        }
+                    }
+                    row += run;
+                }
+                Some((level, _)) => {
+                    return Err(Stop::Pages(format!(
+                        "a definition level of {level}, above 1"
+                    )))
+                }
+                None => {
+                    let present = is_present(&mut Some(&mut *levels))?;
+                    match present {
+                        true => {
+                            present_rows(&mut page.values, dictionary, row..row + 1, &kept, visit)?
+                        }
+                        false if kept(row) => visit(None).map_err(Stop::Visit)?,
+                        false => {}
+                    }
+                    row += 1;
+                }
             }
         }
         Ok(())
@@ -393,6 +414,39 @@ fn dictionary(page: Bytes, count: usize) -> Result<Dictionary, String> {
         position = end;
     }
     Ok(Dictionary { page, spans })
+}
+
+/// Rows `rows` of a segment, each holding a string: those `kept` keeps go to `visit`.
+#[inline(always)]
+fn present_rows<F>(
+    values: &mut Values,
+    dictionary: Option<&Dictionary>,
+    rows: std::ops::Range<usize>,
+    kept: &impl Fn(usize) -> bool,
+    visit: &mut F,
+) -> Result<(), Stop>
+where
+    F: FnMut(Option<&[u8]>) -> parquet::errors::Result<()>,
+{
+    match values {
+        Values::Plain { page, position } => {
+            for row in rows {
+                let value = plain_value(page, position)?;
+                if kept(row) {
+                    visit(Some(value)).map_err(Stop::Visit)?;
+                }
+            }
+        }
+        Values::Dictionary(indices) => {
+            for row in rows {
+                let value = dictionary_value(dictionary, indices)?;
+                if kept(row) {
+                    visit(Some(value)).map_err(Stop::Visit)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the next row holds a string, by its definition level (always, in a required
