@@ -909,7 +909,7 @@ impl Worker<'_, '_> {
     }
 
     /// Writes the rows of a batch `keep` keeps (all when `None`). An error in reading the
-    /// strings of `text` is the input's: it names the input file.
+    /// values of `paged` is the input's: it names the input file.
     fn write_projected(
         &mut self,
         path: &Path,
