@@ -119,29 +119,49 @@ impl OutputDictionary {
     }
 }
 
-/// Input key to output dictionary index, for one values array. It keeps the array alive
-/// so that equal buffer addresses can only mean the same, unchanged, strings.
+/// Input key to output dictionary index, for one input dictionary: the values array of
+/// a batch, or a dictionary page read straight from the input ([`crate::list_pages`]).
 #[derive(Default)]
 struct Remap {
-    values: Option<StringArray>,
+    source: Option<RemapSource>,
     output_indices: Vec<u32>,
+}
+
+/// The input dictionary a [`Remap`] is for.
+enum RemapSource {
+    /// Kept alive, so that equal buffer addresses can only mean the same, unchanged,
+    /// strings.
+    Values(StringArray),
+    /// A [`PageDictionary::id`].
+    Page(u64),
 }
 
 impl Remap {
     fn use_values(&mut self, values: &StringArray) {
-        if let Some(known) = &self.values {
+        if let Some(RemapSource::Values(known)) = &self.source {
             if same_strings(known, values) {
                 return;
             }
         }
-        self.values = Some(values.clone());
+        self.start(RemapSource::Values(values.clone()), values.len());
+    }
+
+    fn use_dictionary(&mut self, dictionary: &PageDictionary) {
+        if !matches!(self.source, Some(RemapSource::Page(id)) if id == dictionary.id()) {
+            self.start(RemapSource::Page(dictionary.id()), dictionary.len());
+        }
+    }
+
+    /// Maps nothing yet, for an input dictionary of `entries` values.
+    fn start(&mut self, source: RemapSource, entries: usize) {
+        self.source = Some(source);
         self.output_indices.clear();
-        self.output_indices.resize(values.len(), UNMAPPED);
+        self.output_indices.resize(entries, UNMAPPED);
     }
 
     /// Forgets every mapping: the output dictionary they point into is gone.
     fn forget(&mut self) {
-        self.values = None;
+        self.source = None;
         self.output_indices.clear();
     }
 
@@ -189,31 +209,6 @@ impl Remap {
             dictionary.intern(values.value(key))?
         };
         Ok(*slot)
-    }
-}
-
-/// Input dictionary index to output dictionary index, for one dictionary page read
-/// straight from the input ([`crate::list_pages`]).
-#[derive(Default)]
-struct PageRemap {
-    /// The [`PageDictionary::id`] of the page the entries are for.
-    dictionary: Option<u64>,
-    output_indices: Vec<u32>,
-}
-
-impl PageRemap {
-    fn use_dictionary(&mut self, dictionary: &PageDictionary) {
-        if self.dictionary != Some(dictionary.id()) {
-            self.dictionary = Some(dictionary.id());
-            self.output_indices.clear();
-            self.output_indices.resize(dictionary.len(), UNMAPPED);
-        }
-    }
-
-    /// Forgets every mapping: the output dictionary they point into is gone.
-    fn forget(&mut self) {
-        self.dictionary = None;
-        self.output_indices.clear();
     }
 }
 
@@ -272,7 +267,6 @@ pub struct DictionaryListWriter {
     value_encoding: ValueEncoding,
     dictionary: OutputDictionary,
     remap: Remap,
-    page_remap: PageRemap,
     page: PageBuffer,
     pages: Vec<DataPage>,
     rows: u64,
@@ -343,7 +337,6 @@ impl DictionaryListWriter {
             value_encoding: ValueEncoding::Dictionary,
             dictionary: OutputDictionary::default(),
             remap: Remap::default(),
-            page_remap: PageRemap::default(),
             page: PageBuffer::default(),
             pages: Vec::new(),
             rows: 0,
@@ -447,8 +440,8 @@ impl DictionaryListWriter {
         };
         match self.value_encoding {
             ValueEncoding::Dictionary => {
-                self.page_remap.use_dictionary(dictionary);
-                let remap = &mut self.page_remap.output_indices;
+                self.remap.use_dictionary(dictionary);
+                let remap = &mut self.remap.output_indices;
                 page.dictionary_indices.reserve(span.indices.len());
                 for &index in span.indices {
                     let slot = remap
@@ -510,7 +503,6 @@ impl DictionaryListWriter {
             }
             self.value_encoding = ValueEncoding::Plain;
             self.remap.forget();
-            self.page_remap.forget();
         }
         Ok(())
     }
@@ -745,7 +737,6 @@ impl ColumnChunkEncoder for DictionaryListWriter {
         let rows = std::mem::take(&mut self.rows);
         self.value_encoding = ValueEncoding::Dictionary;
         self.remap.forget();
-        self.page_remap.forget();
 
         let dictionary_size = dictionary.plain.len();
         let entries = u32::try_from(dictionary.string_bytes.len())
@@ -771,14 +762,12 @@ impl ColumnChunkEncoder for DictionaryListWriter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use crate::list_pages::tests::{list_row, Row};
+    use crate::list_pages::tests::{list_row, write_lists, Row};
     use crate::list_pages::ListPages;
-    use arrow_array::builder::{ListBuilder, StringBuilder};
-    use arrow_array::{ArrayRef, RecordBatch};
     use arrow_buffer::BooleanBuffer;
     use arrow_schema::Schema;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-    use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+    use parquet::arrow::ArrowSchemaConverter;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::WriterVersion;
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -801,45 +790,12 @@ mod tests {
         nullability: (bool, bool),
         page_rows: usize,
     ) {
-        let (list_nullable, item_nullable) = nullability;
-        let field = Field::new(
-            "tags",
-            list_type(DataType::Utf8, item_nullable),
-            list_nullable,
-        );
-        let schema = Arc::new(Schema::new(vec![field]));
-        let mut builder = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-            "element",
-            DataType::Utf8,
-            item_nullable,
-        )));
-        for row in rows {
-            match row {
-                None => builder.append(false),
-                Some(items) => {
-                    for item in items {
-                        builder.values().append_option(item.as_deref());
-                    }
-                    builder.append(true);
-                }
-            }
-        }
         let properties = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_data_page_row_count_limit(page_rows)
             .set_write_batch_size(page_rows)
             .build();
-        let column: ArrayRef = Arc::new(builder.finish());
-        let mut writer = ArrowWriter::try_new(
-            File::create(path).unwrap(),
-            schema.clone(),
-            Some(properties),
-        )
-        .unwrap();
-        writer
-            .write(&RecordBatch::try_new(schema, vec![column]).unwrap())
-            .unwrap();
-        writer.close().unwrap();
+        write_lists(path, rows, nullability, properties);
     }
 
     /// A writer of the output column, with `dictionary_bytes` as its dictionary's limit.

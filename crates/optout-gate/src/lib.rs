@@ -11,6 +11,7 @@
 //! - [`verify_dataset`]: every row's member allowed as of the cutoff, no column outside
 //!   the allow-list, whoever built the dataset.
 
+mod chunk_pages;
 mod column_chunk;
 pub mod columns;
 pub mod consent_filter;

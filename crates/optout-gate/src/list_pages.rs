@@ -17,19 +17,17 @@
 //! which reads and decompresses them. A row may span pages (some writers cut version 1
 //! pages inside a row); its levels are then joined before it is handed on.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
 use parquet::column::page::{Page, PageReader};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::RowGroupMetaData;
-use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::ColumnDescriptor;
 
+use crate::chunk_pages::{self, Failure};
 use crate::rle_hybrid;
 
 /// Whether every chunk of the leaf column `leaf` in `row_groups` can be read here.
@@ -205,7 +203,6 @@ impl<'a> ListRows<'a> {
 /// The list rows of one column chunk, from a given row on, a run of whole rows at a time.
 pub struct ListPages {
     pages: Box<dyn PageReader>,
-    column: String,
     levels: ListLevels,
     dictionary: Option<PageDictionary>,
     /// The levels and indices of the pages read whose rows are not all handed out yet.
@@ -225,9 +222,7 @@ pub struct ListPages {
     /// Whole pages were passed over: levels before the first row start of the next page
     /// read end a row passed over.
     passed_pages: bool,
-    /// The first error met, kept so that the caller can tell an input fault from an
-    /// output one after the writer hands it back.
-    failure: Option<String>,
+    failure: Failure,
 }
 
 impl ListPages {
@@ -244,14 +239,7 @@ impl ListPages {
         let column = descriptor.path().string();
         let levels = ListLevels::of(descriptor, list_nullable)
             .ok_or_else(|| format!("column {column}: not a three-level list"))?;
-        let chunk = row_group
-            .columns()
-            .get(leaf)
-            .ok_or_else(|| format!("column {column}: no chunk in the row group"))?;
-        let file = File::open(path).map_err(|error| format!("cannot open: {error}"))?;
-        let rows = usize::try_from(row_group.num_rows()).unwrap_or(0);
-        let pages = SerializedPageReader::new(Arc::new(file), chunk, rows, None)
-            .map_err(|error| format!("column {column}: {error}"))?;
+        let pages = chunk_pages::open(path, row_group, leaf, &column)?;
         ListPages::from_reader(Box::new(pages), column, levels, skip)
     }
 
@@ -264,7 +252,6 @@ impl ListPages {
     ) -> Result<ListPages, String> {
         let mut lists = ListPages {
             pages,
-            column,
             levels,
             dictionary: None,
             repetition: Vec::new(),
@@ -276,20 +263,20 @@ impl ListPages {
             chunk_read: false,
             list_without_items: false,
             passed_pages: false,
-            failure: None,
+            failure: Failure::new(column),
         };
         let left = lists
             .skip_pages(skip)
             .map_err(|problem| lists.fail(problem))?;
         if let Err(error) = lists.skip(left) {
-            return Err(lists.failure.take().unwrap_or_else(|| error.to_string()));
+            return Err(lists.failure.take_or(error.to_string()));
         }
         Ok(lists)
     }
 
     /// The first error this reader returned, if any.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+        self.failure.first()
     }
 
     /// What the definition levels of this column mean.
@@ -297,12 +284,8 @@ impl ListPages {
         self.levels
     }
 
-    /// Records `problem` (the first one only) as this column's, and returns it as an
-    /// error message naming the column.
     fn fail(&mut self, problem: String) -> String {
-        let message = format!("column {}: {problem}", self.column);
-        self.failure.get_or_insert_with(|| message.clone());
-        message
+        self.failure.fail(problem)
     }
 
     /// Passes over whole data pages within the first `rows` rows, counting a version 1
@@ -465,20 +448,13 @@ impl ListPages {
         if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
             return Err(format!("a dictionary page encoded {encoding}"));
         }
-        let count = num_values as usize;
-        let mut spans = Vec::with_capacity(count.min(buf.len() / 4));
-        let mut position = 0;
-        for _ in 0..count {
-            let (bytes, end) = prefixed(&buf, position)
-                .map_err(|_| "a dictionary page cut short, or a string past its end")?;
-            if let Err(error) = std::str::from_utf8(bytes) {
+        let spans = chunk_pages::plain_spans(&buf, num_values as usize)?;
+        for (index, &(start, end)) in spans.iter().enumerate() {
+            if let Err(error) = std::str::from_utf8(buf.get(start..end).unwrap_or_default()) {
                 return Err(format!(
-                    "dictionary string {} is not valid UTF-8 ({error})",
-                    spans.len()
+                    "dictionary string {index} is not valid UTF-8 ({error})"
                 ));
             }
-            spans.push((end - bytes.len(), end));
-            position = end;
         }
         self.dictionary = Some(PageDictionary {
             id: DICTIONARY_IDS.fetch_add(1, Ordering::Relaxed),
@@ -511,7 +487,6 @@ impl ListPages {
                 self.take_dictionary(page)?;
             }
         }
-        self.forget_handed_out();
         let no_row_held = self.level_starts.is_empty();
         let from = self.repetition.len();
         let first_item = self.indices.len();
@@ -677,18 +652,10 @@ fn page_levels(page: &Page) -> Result<(Bytes, Bytes, Bytes, usize), String> {
 }
 
 /// The bytes after the length (u32 little endian) at `position` of `buf` (a version 1
-/// page's levels, a `PLAIN` string), and where they end.
+/// page's levels), and where they end.
 fn prefixed(buf: &[u8], position: usize) -> Result<(&[u8], usize), String> {
-    let start = position + 4;
-    let length = buf
-        .get(position..start)
-        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
-        .map(|bytes| u32::from_le_bytes(bytes) as usize)
-        .ok_or("a page cut short")?;
-    let end = start
-        .checked_add(length)
-        .filter(|&end| end <= buf.len())
-        .ok_or("a length past the end of its page")?;
+    let (start, end) = chunk_pages::plain_span(buf, position)
+        .ok_or("a data page cut short, or levels past its end")?;
     Ok((buf.get(start..end).unwrap_or_default(), end))
 }
 
@@ -706,6 +673,8 @@ pub(crate) mod tests {
     use parquet::file::properties::{WriterProperties, WriterVersion};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use proptest::prelude::*;
+    use std::fs::File;
+    use std::sync::Arc;
 
     /// A row: `None` is a null list.
     pub(crate) type Row = Option<Vec<Option<String>>>;
@@ -735,12 +704,6 @@ pub(crate) mod tests {
     }
 
     fn write(path: &Path, rows: &[Row], layout: &Layout) {
-        let item = Field::new("element", DataType::Utf8, layout.item_nullable);
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "tags",
-            DataType::List(Arc::new(item.clone())),
-            layout.list_nullable,
-        )]));
         let properties = WriterProperties::builder()
             .set_writer_version(layout.version)
             .set_compression(Compression::ZSTD(Default::default()))
@@ -749,6 +712,29 @@ pub(crate) mod tests {
             .set_write_batch_size(layout.page_rows)
             .set_max_row_group_row_count(Some(layout.row_group_rows))
             .build();
+        write_lists(
+            path,
+            rows,
+            (layout.list_nullable, layout.item_nullable),
+            properties,
+        );
+    }
+
+    /// A file of one list column `tags` of `rows`, written by the Arrow writer with
+    /// `properties`; `nullability` is the list's, then the items'.
+    pub(crate) fn write_lists(
+        path: &Path,
+        rows: &[Row],
+        nullability: (bool, bool),
+        properties: WriterProperties,
+    ) {
+        let (list_nullable, item_nullable) = nullability;
+        let item = Field::new("element", DataType::Utf8, item_nullable);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "tags",
+            DataType::List(Arc::new(item.clone())),
+            list_nullable,
+        )]));
         let mut builder = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(item));
         for row in rows {
             match row {

@@ -297,6 +297,17 @@ impl ParquetInput {
             .map(|field| field.name().clone())
     }
 
+    /// The one leaf of top-level column `root`, when it has only one.
+    fn only_leaf(&self, root: usize) -> Option<usize> {
+        let schema = self.metadata.metadata().file_metadata().schema_descr();
+        let mut leaves =
+            (0..schema.num_columns()).filter(|&leaf| schema.get_column_root_idx(leaf) == root);
+        match (leaves.next(), leaves.next()) {
+            (Some(leaf), None) => Some(leaf),
+            _ => None,
+        }
+    }
+
     /// The top-level column `name` and its one leaf, when it is free text that can be
     /// read straight from its pages ([`crate::text_pages`]): a string column every chunk
     /// of which is laid out as that module reads.
@@ -307,13 +318,9 @@ impl ParquetInput {
             .fields()
             .iter()
             .position(|field| field.name() == name && is_string(field.data_type()))?;
+        let leaf = self.only_leaf(root)?;
         let metadata = self.metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
-        let mut leaves =
-            (0..schema.num_columns()).filter(|&leaf| schema.get_column_root_idx(leaf) == root);
-        let (Some(leaf), None) = (leaves.next(), leaves.next()) else {
-            return None;
-        };
         text_pages::readable(&schema.column(leaf), metadata.row_groups(), leaf)
             .then_some((root, leaf))
     }
@@ -352,13 +359,9 @@ impl ParquetInput {
         {
             return None;
         }
+        let leaf = self.only_leaf(root)?;
         let metadata = self.metadata.metadata();
         let schema = metadata.file_metadata().schema_descr();
-        let mut leaves =
-            (0..schema.num_columns()).filter(|&leaf| schema.get_column_root_idx(leaf) == root);
-        let (Some(leaf), None) = (leaves.next(), leaves.next()) else {
-            return None;
-        };
         let descriptor = schema.column(leaf);
         let list_nullable = field.is_nullable();
         let levels = list_pages::ListLevels::of(&descriptor, list_nullable)?;

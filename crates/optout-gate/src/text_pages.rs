@@ -17,7 +17,6 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as PhysicalType};
@@ -27,6 +26,7 @@ use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::ColumnDescriptor;
 
+use crate::chunk_pages::{self, plain_span, read_length, Failure};
 use crate::rle_hybrid;
 
 /// Whether every chunk of the leaf column `leaf` in `row_groups` can be read here.
@@ -88,13 +88,10 @@ struct DataPage {
 /// The strings of one column chunk, row after row, from a given row on.
 pub struct TextPages {
     pages: SerializedPageReader<File>,
-    column: String,
     optional: bool,
     dictionary: Option<Dictionary>,
     page: Option<DataPage>,
-    /// The first error met, kept so that the caller can tell an input fault from an
-    /// output one after the writer hands it back.
-    failure: Option<String>,
+    failure: Failure,
 }
 
 impl TextPages {
@@ -108,42 +105,32 @@ impl TextPages {
         skip: usize,
     ) -> Result<TextPages, String> {
         let column = descriptor.path().string();
-        let chunk = row_group
-            .columns()
-            .get(leaf)
-            .ok_or_else(|| format!("column {column}: no chunk in the row group"))?;
-        let file = File::open(path).map_err(|error| format!("cannot open: {error}"))?;
-        let rows = usize::try_from(row_group.num_rows()).unwrap_or(0);
-        let pages = SerializedPageReader::new(Arc::new(file), chunk, rows, None)
-            .map_err(|error| format!("column {column}: {error}"))?;
+        let pages = chunk_pages::open(path, row_group, leaf, &column)?;
         let mut text = TextPages {
             pages,
             optional: descriptor.max_def_level() == 1,
-            column,
             dictionary: None,
             page: None,
-            failure: None,
+            failure: Failure::new(column),
         };
         let left = text
             .skip_pages(skip)
             .map_err(|problem| text.fail(problem))?;
         if let Err(error) = text.skip(left) {
-            return Err(text.failure.take().unwrap_or_else(|| error.to_string()));
+            return Err(text.failure.take_or(error.to_string()));
         }
         Ok(text)
     }
 
     /// The first error this reader returned, if any.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+        self.failure.first()
     }
 
     /// Records `problem` (the first one only) as this column's, and returns it as an
     /// error message naming the column.
     pub fn fail(&mut self, problem: String) -> String {
-        let message = format!("column {}: {problem}", self.column);
-        self.failure.get_or_insert_with(|| message.clone());
-        message
+        self.failure.fail(problem)
     }
 
     /// Passes over whole data pages within the first `rows` rows; the rows left to skip
@@ -243,36 +230,21 @@ impl TextPages {
             let Some(levels) = page.definition.as_mut() else {
                 return present_rows(&mut page.values, dictionary, row..rows, &kept, visit);
             };
-            match levels.next_repeated(rows - row).map_err(Stop::Pages)? {
-                Some((1, run)) => {
-                    present_rows(&mut page.values, dictionary, row..row + run, &kept, visit)?;
-                    row += run;
-                }
-                Some((0, run)) => {
-                    for row in row..row + run {
-                        if kept(row) {
-                            visit(None).map_err(Stop::Visit)?;
-                        }
+            // A run of rows with one level, or else the next row's own level.
+            let (level, run) = match levels.next_repeated(rows - row).map_err(Stop::Pages)? {
+                Some(run) => run,
+                None => (levels.next_value().map_err(Stop::Pages)?, 1),
+            };
+            if is_present(level)? {
+                present_rows(&mut page.values, dictionary, row..row + run, &kept, visit)?;
+            } else {
+                for row in row..row + run {
+                    if kept(row) {
+                        visit(None).map_err(Stop::Visit)?;
                     }
-                    row += run;
-                }
-                Some((level, _)) => {
-                    return Err(Stop::Pages(format!(
-                        "a definition level of {level}, above 1"
-                    )))
-                }
-                None => {
-                    let present = is_present(&mut Some(&mut *levels))?;
-                    match present {
-                        true => {
-                            present_rows(&mut page.values, dictionary, row..row + 1, &kept, visit)?
-                        }
-                        false if kept(row) => visit(None).map_err(Stop::Visit)?,
-                        false => {}
-                    }
-                    row += 1;
                 }
             }
+            row += run;
         }
         Ok(())
     }
@@ -302,7 +274,8 @@ impl TextPages {
                 if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
                     return Err(format!("a dictionary page encoded {encoding}"));
                 }
-                self.dictionary = Some(dictionary(buf, num_values as usize)?);
+                let spans = chunk_pages::plain_spans(&buf, num_values as usize)?;
+                self.dictionary = Some(Dictionary { page: buf, spans });
                 Ok(false)
             }
             Page::DataPage {
@@ -403,19 +376,6 @@ impl TextPages {
     }
 }
 
-/// The spans of the `count` strings of a `PLAIN` dictionary page.
-fn dictionary(page: Bytes, count: usize) -> Result<Dictionary, String> {
-    let mut spans = Vec::with_capacity(count.min(page.len() / 4));
-    let mut position = 0;
-    for _ in 0..count {
-        let (start, end) = plain_span(&page, position)
-            .ok_or("a dictionary page cut short, or a string past its end")?;
-        spans.push((start, end));
-        position = end;
-    }
-    Ok(Dictionary { page, spans })
-}
-
 /// Rows `rows` of a segment, each holding a string: those `kept` keeps go to `visit`.
 #[inline(always)]
 fn present_rows<F>(
@@ -449,19 +409,15 @@ where
     Ok(())
 }
 
-/// Whether the next row holds a string, by its definition level (always, in a required
-/// column).
+/// Whether a row with definition level `level` holds a string.
 #[inline(always)]
-fn is_present(definition: &mut Option<&mut rle_hybrid::Decoder>) -> Result<bool, Stop> {
-    match definition {
-        None => Ok(true),
-        Some(levels) => match levels.next_value().map_err(Stop::Pages)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            level => Err(Stop::Pages(format!(
-                "a definition level of {level}, above 1"
-            ))),
-        },
+fn is_present(level: u32) -> Result<bool, Stop> {
+    match level {
+        0 => Ok(false),
+        1 => Ok(true),
+        level => Err(Stop::Pages(format!(
+            "a definition level of {level}, above 1"
+        ))),
     }
 }
 
@@ -472,15 +428,6 @@ fn plain_value<'a>(page: &'a [u8], position: &mut usize) -> Result<&'a [u8], Sto
         .ok_or_else(|| Stop::Pages("a PLAIN page cut short, or a string past its end".into()))?;
     *position = end;
     Ok(page.get(start..end).unwrap_or_default())
-}
-
-/// Where the bytes of the `PLAIN` string whose length is at `position` of `page` are,
-/// when they are all in the page.
-#[inline(always)]
-fn plain_span(page: &[u8], position: usize) -> Option<(usize, usize)> {
-    let start = position.checked_add(4)?;
-    let end = start.checked_add(read_length(page, position)?)?;
-    (end <= page.len()).then_some((start, end))
 }
 
 /// The dictionary string the next index points at.
@@ -504,13 +451,6 @@ fn dictionary_value<'a>(
         })
 }
 
-/// The length (u32 little endian) at `position` of `bytes`.
-#[inline]
-fn read_length(bytes: &[u8], position: usize) -> Option<usize> {
-    let length = bytes.get(position..position.checked_add(4)?)?;
-    Some(u32::from_le_bytes(<[u8; 4]>::try_from(length).ok()?) as usize)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -524,6 +464,7 @@ mod tests {
     use parquet::file::properties::{WriterProperties, WriterVersion};
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     /// How a test file is written.
     #[derive(Clone, Debug)]
