@@ -637,6 +637,13 @@ mod tests {
         out
     }
 
+    /// The values of `runs` (value, count), each value cut to `mask`.
+    fn values_of(runs: &[(u32, usize)], mask: u32) -> Vec<u32> {
+        runs.iter()
+            .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
+            .collect()
+    }
+
     fn round_trip(values: &[u32], bit_width: u8) -> Vec<u32> {
         let mut encoded = Vec::new();
         encode(values, bit_width, &mut encoded);
@@ -684,10 +691,7 @@ mod tests {
             runs in proptest::collection::vec((0u32..3, 1usize..30), 0..80),
         ) {
             let mask = (1u32 << bit_width) - 1;
-            let values: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
-                .collect();
+            let values = values_of(&runs, mask);
             let mut encoded = Vec::new();
             encode(&values, bit_width, &mut encoded);
             prop_assert_eq!(&encoded, &encode_model(&values, bit_width));
@@ -702,10 +706,7 @@ mod tests {
             runs in proptest::collection::vec((any::<u32>(), 1usize..40), 0..60),
         ) {
             let mask = if bit_width == 32 { u32::MAX } else { (1u32 << bit_width) - 1 };
-            let values: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
-                .collect();
+            let values = values_of(&runs, mask);
             prop_assert_eq!(round_trip(&values, bit_width), values.clone());
             let mut encoded = Vec::new();
             encode(&values, bit_width, &mut encoded);
@@ -768,10 +769,7 @@ mod tests {
             steps in proptest::collection::vec(1usize..30, 1..40),
         ) {
             let mask = if bit_width == 32 { u32::MAX } else { (1u32 << bit_width) - 1 };
-            let values: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
-                .collect();
+            let values = values_of(&runs, mask);
             let mut encoded = Vec::new();
             encode(&values, bit_width, &mut encoded);
             // Arbitrary bytes can hold runs of 2^60 values: both readers stop at LIMIT.
@@ -833,10 +831,7 @@ mod tests {
             first in 0usize..50,
             count in 0usize..400,
         ) {
-            let values: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(value, count)| std::iter::repeat_n(value, count))
-                .collect();
+            let values = values_of(&runs, u32::MAX);
             let mut encoded = Vec::new();
             encode(&values, 1, &mut encoded);
             for data in [encoded, noise.clone()] {
@@ -871,10 +866,7 @@ mod tests {
             steps in proptest::collection::vec(1usize..30, 1..20),
         ) {
             let mask = (1u32 << bit_width) - 1;
-            let values: Vec<u32> = runs
-                .iter()
-                .flat_map(|&(value, count)| std::iter::repeat_n(value & mask, count))
-                .collect();
+            let values = values_of(&runs, mask);
             let mut encoded = Vec::new();
             encode(&values, bit_width, &mut encoded);
             let mut decoder = Decoder::new(bytes::Bytes::from(encoded), bit_width).unwrap();
