@@ -22,12 +22,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::rows::{decode_row, insert_event, EVENT_COLUMNS};
 
-/// How much of the database file a whole-ledger scan maps into memory: SQLite then reads
-/// the index's pages where the page cache holds them, instead of copying each into its own
-/// cache first (1% of the gate's CPU at 10M members). SQLite caps it at its compile-time
-/// maximum (2 GiB in the bundled build); larger files are read as before past that.
-const SCAN_MMAP_BYTES: i64 = 1 << 40;
-
 /// The SQLite-backed ledger.
 pub struct SqliteLedger {
     path: PathBuf,
@@ -109,9 +103,6 @@ impl SqliteLedger {
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let connection = schema::open_connection(&self.path)?;
-        connection
-            .pragma_update(None, "mmap_size", SCAN_MMAP_BYTES)
-            .map_err(backend)?;
         work(&connection)
     }
 
