@@ -105,10 +105,7 @@ impl OutputDictionary {
             return Err(general("the dictionary has too many entries"));
         }
         let index = self.string_bytes.len() as u32;
-        let length =
-            u32::try_from(value.len()).map_err(|_| general("a string is longer than 4 GiB"))?;
-        self.plain.extend_from_slice(&length.to_le_bytes());
-        self.plain.extend_from_slice(value.as_bytes());
+        let length = put_plain(&mut self.plain, value)?;
         self.string_bytes.push(length);
         self.indices.insert(value.into(), index);
         Ok(index)
@@ -222,6 +219,16 @@ fn same_strings(a: &StringArray, b: &StringArray) -> bool {
     same_nulls && a.offsets().ptr_eq(b.offsets()) && a.values().ptr_eq(b.values())
 }
 
+/// Appends `value` to `out` as a `PLAIN` string (its length, u32 little endian, then its
+/// bytes), the layout of dictionary pages and `PLAIN` values alike; returns the length.
+fn put_plain(out: &mut Vec<u8>, value: &str) -> Result<u32> {
+    let length =
+        u32::try_from(value.len()).map_err(|_| general("a string is longer than 4 GiB"))?;
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
+    Ok(length)
+}
+
 /// The levels and values of the page being built.
 #[derive(Default)]
 struct PageBuffer {
@@ -240,6 +247,14 @@ impl PageBuffer {
         self.repetition_levels.push(0);
         self.definition_levels.push(definition_level);
         self.nulls += 1;
+    }
+
+    /// A present item's string, once the dictionary is full (its definition level
+    /// aside).
+    fn push_plain_value(&mut self, value: &str) -> Result<()> {
+        let length = put_plain(&mut self.plain_values, value)?;
+        self.plain_string_bytes += i64::from(length);
+        Ok(())
     }
 
     fn push_repetition_levels(&mut self, items: usize) {
@@ -403,14 +418,8 @@ impl DictionaryListWriter {
             };
             match value {
                 Some(value) => {
-                    let length = u32::try_from(value.len())
-                        .map_err(|_| general("a string is longer than 4 GiB"))?;
                     self.page.definition_levels.push(levels.item);
-                    self.page
-                        .plain_values
-                        .extend_from_slice(&length.to_le_bytes());
-                    self.page.plain_values.extend_from_slice(value.as_bytes());
-                    self.page.plain_string_bytes += i64::from(length);
+                    self.page.push_plain_value(value)?;
                 }
                 None => self.push_null_item()?,
             }
@@ -457,11 +466,7 @@ impl DictionaryListWriter {
             ValueEncoding::Plain => {
                 for &index in span.indices {
                     let value = dictionary.value(index).ok_or_else(|| past_end(index))?;
-                    let length = u32::try_from(value.len())
-                        .map_err(|_| general("a string is longer than 4 GiB"))?;
-                    page.plain_values.extend_from_slice(&length.to_le_bytes());
-                    page.plain_values.extend_from_slice(value.as_bytes());
-                    page.plain_string_bytes += i64::from(length);
+                    page.push_plain_value(value)?;
                 }
             }
         }

@@ -405,18 +405,24 @@ impl ListPages {
             .get(self.next_row)
             .copied()
             .unwrap_or(self.indices.len());
+        self.level_starts.drain(..self.next_row);
+        self.index_starts.drain(..self.next_row);
+        self.drop_front(levels, indices);
+        self.next_row = 0;
+    }
+
+    /// Drops the first `levels` levels and `indices` indices held, which no row held
+    /// starts in, and moves the row starts to match.
+    fn drop_front(&mut self, levels: usize, indices: usize) {
         self.repetition.drain(..levels);
         self.definition.drain(..levels);
         self.indices.drain(..indices);
-        self.level_starts.drain(..self.next_row);
-        self.index_starts.drain(..self.next_row);
         for start in &mut self.level_starts {
             *start -= levels;
         }
         for start in &mut self.index_starts {
             *start -= indices;
         }
-        self.next_row = 0;
     }
 
     /// The next data page, reading a dictionary page met on the way; `None` at the end
@@ -581,15 +587,7 @@ impl ListPages {
                 .first()
                 .copied()
                 .unwrap_or(self.indices.len());
-            self.repetition.drain(..levels);
-            self.definition.drain(..levels);
-            self.indices.drain(..items);
-            for start in &mut self.level_starts {
-                *start -= levels;
-            }
-            for start in &mut self.index_starts {
-                *start -= items;
-            }
+            self.drop_front(levels, items);
             // A page all of whose levels go on a row passed over leaves it to the next.
             self.passed_pages = self.level_starts.is_empty();
         }
